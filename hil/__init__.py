@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop rig: recordings, virtual devices and the scenario runner."""

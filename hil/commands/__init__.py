@@ -1,0 +1,1 @@
+"""Sub-commands of the `hil` CLI, discovered like `appliance.commands`."""
