@@ -26,9 +26,7 @@ def build_parser(prog: str, description: str, package: ModuleType) -> argparse.A
     return parser
 
 
-def run(
-    prog: str, description: str, package: ModuleType, argv: Sequence[str] | None = None
-) -> int:
+def run(prog: str, description: str, package: ModuleType, argv: Sequence[str] | None = None) -> int:
     parser = build_parser(prog, description, package)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

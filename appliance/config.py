@@ -1,0 +1,187 @@
+"""Register configuration: one TOML file, validated before anything starts.
+
+The path comes from ``--config`` or ``APPLIANCE_CONFIG``; with neither, the defaults
+below give a working register (SQLite under ./data, demo catalog, HTTP on
+127.0.0.1:8080). A wrong key or value stops the start with a message that names the
+file, the key and what is allowed — a register that starts with a typo in its tax
+rate would be worse than one that does not start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import warnings
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from appliance.errors import ConfigError
+from appliance.money import PPM
+
+ENV_CONFIG = "APPLIANCE_CONFIG"
+REGISTER_ID_RE = r"^[A-Za-z0-9]{1,16}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegisterSection(_Section):
+    id: str = Field(default="R1", pattern=REGISTER_ID_RE)
+    name: str = "Register 1"
+    data_dir: str = "data"
+
+
+class StoreSection(_Section):
+    id: str = Field(default="store1", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = "Demo Shop"
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    currency_decimals: int = Field(default=2, ge=0, le=3)
+    # Cash is rounded to this many minor units when the currency has no small coins
+    # (5 for CHF/DKK 0.05); 1 means no cash rounding.
+    cash_rounding: int = Field(default=1, ge=1, le=100)
+    receipt_header: list[str] = Field(default_factory=lambda: ["Demo Shop"])
+    receipt_footer: list[str] = Field(default_factory=lambda: ["Thank you!"])
+
+
+class TaxSection(_Section):
+    # inclusive: shelf prices include tax (VAT); exclusive: tax is added (sales tax).
+    mode: Literal["inclusive", "exclusive"] = "inclusive"
+    # per_line: tax is rounded on each line and summed; per_total: computed once per
+    # rate on the rate's total. Both documented in ARCHITECTURE.md.
+    rounding: Literal["per_line", "per_total"] = "per_total"
+    # category -> percent, e.g. {standard = "19", reduced = "7", zero = "0"}
+    rates: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "standard": Decimal("19"),
+            "reduced": Decimal("7"),
+            "zero": Decimal("0"),
+        }
+    )
+
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _rates(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or not value:
+            raise ValueError("must be a table of category = percent, with at least one entry")
+        out = {}
+        for key, raw in value.items():
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(key)):
+                raise ValueError(f"category name {key!r} must be 1-32 of a-z 0-9 _")
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                raise ValueError(f"rate for {key!r} must be a percent number like 19 or '8.875'")
+            try:
+                rate = Decimal(str(raw))
+            except InvalidOperation:
+                raise ValueError(f"rate for {key!r} is not a number: {raw!r}") from None
+            if not (Decimal(0) <= rate <= Decimal(100)):
+                raise ValueError(f"rate for {key!r} must be between 0 and 100 percent")
+            if (rate * 10_000) != (rate * 10_000).to_integral_value():
+                raise ValueError(f"rate for {key!r} has more than 4 decimal places")
+            out[str(key)] = rate
+        return out
+
+    def rate_ppm(self, category: str) -> int:
+        return int(self.rates[category] * PPM / 100)
+
+
+class HttpSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class DemoSection(_Section):
+    # Load the shipped demo catalog on first start when the catalog is empty.
+    catalog: bool = True
+
+
+class BarcodeSection(_Section):
+    customer_prefix: str = Field(default="CUST", min_length=1, max_length=8)
+    receipt_prefix: str = Field(default="RCPT", min_length=1, max_length=8)
+
+
+with warnings.catch_warnings():
+    # `register` is the natural TOML table name; it shadows ABCMeta.register, unused here.
+    warnings.filterwarnings("ignore", message='Field name "register"')
+
+    class Config(_Section):
+        register: RegisterSection = Field(default_factory=RegisterSection)
+        store: StoreSection = Field(default_factory=StoreSection)
+        tax: TaxSection = Field(default_factory=TaxSection)
+        http: HttpSection = Field(default_factory=HttpSection)
+        demo: DemoSection = Field(default_factory=DemoSection)
+        barcodes: BarcodeSection = Field(default_factory=BarcodeSection)
+
+        # Where the file came from, for relative paths and messages; not a TOML key.
+        source: str = Field(default="<defaults>", exclude=True)
+
+        @property
+        def data_dir(self) -> Path:
+            path = Path(self.register.data_dir)
+            if not path.is_absolute() and self.source not in ("<defaults>", "<dict>"):
+                path = Path(self.source).parent / path
+            return path
+
+        @property
+        def db_path(self) -> Path:
+            return self.data_dir / "register.db"
+
+
+def _describe_allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """List the keys allowed at the table that holds ``loc`` (for unknown-key errors)."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(str(part)) if hasattr(current, "model_fields") else None
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return ""
+        current = field.annotation
+    names = [n for n in current.model_fields if n != "source"]
+    return ", ".join(names)
+
+
+def _format_errors(source: str, exc: PydanticValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _describe_allowed(Config, loc)
+            lines.append(f"{source}: {key}: unknown key (allowed here: {allowed})")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: {key}: {msg} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    try:
+        return Config.model_validate({**data, "source": source})
+    except PydanticValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the config file (flag, then env var, then defaults)."""
+    if path is None:
+        path = os.environ.get(ENV_CONFIG) or None
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    if "source" in data:
+        raise ConfigError(f"{file}: source: unknown key")
+    return config_from_dict(data, source=str(file))

@@ -1,0 +1,260 @@
+"""Apply one operation to the state tables: the only code that changes state.
+
+The register validates a request, turns it into operations that carry everything
+needed (prices, rates, receipt numbers, timestamps), and hands them here inside the
+transaction that appends them to the op log. Replaying the op log through this same
+function rebuilds the state exactly — that is what `appliance db check` verifies —
+so nothing here may read the clock, the config or anything but the op and the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from appliance.reports import shift_report
+from appliance.sale import COMPLETED, OPEN, PARKED, VOIDED, compute_totals
+from appliance.storage.state import StateStore
+
+Op = dict[str, Any]
+Doc = dict[str, Any]
+
+
+class ReplayError(Exception):
+    """An operation does not fit the state it is applied to (a corrupt or foreign log)."""
+
+
+def _sale(state: StateStore, op: Op) -> Doc:
+    doc = state.get_sale(op["sale_id"])
+    if doc is None:
+        raise ReplayError(f"op {op['op_id']} ({op['kind']}): no sale {op['sale_id']}")
+    return doc
+
+
+def _line(doc: Doc, no: int) -> Doc:
+    for line in doc["lines"]:
+        if line["no"] == no:
+            return dict(line)
+    raise ReplayError(f"sale {doc['id']} has no line {no}")
+
+
+def _replace_line(doc: Doc, new: Doc) -> None:
+    doc["lines"] = [new if line["no"] == new["no"] else line for line in doc["lines"]]
+
+
+def _save_sale(state: StateStore, doc: Doc, op: Op) -> None:
+    doc["totals"] = compute_totals(doc)
+    doc["updated_hlc"] = op["hlc"]
+    state.put_sale(doc)
+
+
+def _sale_open(state: StateStore, op: Op, p: Doc) -> None:
+    doc = {
+        "id": op["sale_id"],
+        "register_id": op["register_id"],
+        "kind": p["kind"],
+        "status": OPEN,
+        "name": None,
+        "customer": None,
+        "lines": [],
+        "discount": None,
+        "tenders": [],
+        "pricing": p["pricing"],
+        "opened_at": p["opened_at"],
+        "completed_at": None,
+        "receipt_no": None,
+        "shift_id": None,
+        "refund_of": p.get("refund_of"),
+        "refund_of_receipt": p.get("refund_of_receipt"),
+        "refunded": {},
+        "void_reason": None,
+    }
+    _save_sale(state, doc, op)
+
+
+def _line_add(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["lines"].append(p["line"])
+    _save_sale(state, doc, op)
+
+
+def _line_qty(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    line = _line(doc, p["no"])
+    line["qty"] = p["qty"]
+    _replace_line(doc, line)
+    _save_sale(state, doc, op)
+
+
+def _line_price(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    line = _line(doc, p["no"])
+    line["override"] = {"unit_price": p["unit_price"], "reason": p["reason"]}
+    _replace_line(doc, line)
+    _save_sale(state, doc, op)
+
+
+def _line_discount(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    line = _line(doc, p["no"])
+    line["discount"] = p["discount"]
+    _replace_line(doc, line)
+    _save_sale(state, doc, op)
+
+
+def _line_void(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    line = _line(doc, p["no"])
+    line["voided"] = True
+    _replace_line(doc, line)
+    _save_sale(state, doc, op)
+
+
+def _sale_discount(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["discount"] = p["discount"]
+    _save_sale(state, doc, op)
+
+
+def _sale_customer(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["customer"] = p["customer"]
+    _save_sale(state, doc, op)
+
+
+def _sale_park(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["status"] = PARKED
+    doc["name"] = p["name"]
+    doc["parked_at"] = p["at"]
+    _save_sale(state, doc, op)
+
+
+def _sale_resume(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["status"] = OPEN
+    doc["resumed_at"] = p["at"]
+    doc["resumed_by"] = op["register_id"]
+    _save_sale(state, doc, op)
+
+
+def _sale_void(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["status"] = VOIDED
+    doc["void_reason"] = p["reason"]
+    doc["voided_at"] = p["at"]
+    _save_sale(state, doc, op)
+
+
+def _sale_tender(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["tenders"].append(p["tender"])
+    _save_sale(state, doc, op)
+
+
+def _sale_complete(state: StateStore, op: Op, p: Doc) -> None:
+    doc = _sale(state, op)
+    doc["status"] = COMPLETED
+    doc["receipt_no"] = p["receipt_no"]
+    doc["shift_id"] = p["shift_id"]
+    doc["completed_at"] = p["completed_at"]
+    _save_sale(state, doc, op)
+    counter = f"receipt:{op['register_id']}"
+    state.set_counter(counter, max(state.counter(counter), p["receipt_seq"]))
+    if doc["kind"] == "refund":
+        original = state.get_sale(doc["refund_of"])
+        if original is None:
+            raise ReplayError(f"refund {doc['id']} of unknown sale {doc['refund_of']}")
+        refunded = original.setdefault("refunded", {})
+        for line, totals in zip(
+            [x for x in doc["lines"] if not x.get("voided")], doc["totals"]["lines"], strict=True
+        ):
+            key = str(line["orig_line_no"])
+            entry = refunded.setdefault(key, {"qty": 0, "amount": 0, "tax": 0})
+            entry["qty"] += line["qty"]
+            entry["amount"] += -totals["amount"]
+            entry["tax"] += -int(line.get("refund_tax") or 0)
+        original.setdefault("refunds", []).append(doc["id"])
+        state.put_sale(original)
+
+
+def _shift_open(state: StateStore, op: Op, p: Doc) -> None:
+    state.put_shift(
+        {
+            "id": p["shift_id"],
+            "register_id": op["register_id"],
+            "number": p["number"],
+            "status": "open",
+            "float": p["float"],
+            "movements": [],
+            "opened_at": p["opened_at"],
+            "closed_at": None,
+        }
+    )
+    state.set_counter(f"shift:{op['register_id']}", p["number"])
+
+
+def _shift(state: StateStore, p: Doc) -> Doc:
+    shift = state.get_shift(p["shift_id"])
+    if shift is None:
+        raise ReplayError(f"no shift {p['shift_id']}")
+    return shift
+
+
+def _shift_cash(state: StateStore, op: Op, p: Doc) -> None:
+    shift = _shift(state, p)
+    shift["movements"].append(p["movement"])
+    state.put_shift(shift)
+
+
+def _shift_close(state: StateStore, op: Op, p: Doc) -> None:
+    shift = _shift(state, p)
+    shift["status"] = "closed"
+    shift["closed_at"] = p["closed_at"]
+    shift["counted"] = p["counted"]
+    shift["z_no"] = p["z_no"]
+    report = shift_report(state, shift)
+    report["z_no"] = p["z_no"]
+    report["counted"] = p["counted"]
+    report["over_short"] = p["counted"] - report["expected_cash"]
+    shift["z_report"] = report
+    state.put_shift(shift)
+    state.set_counter(f"z:{op['register_id']}", p["z_no"])
+
+
+def _catalog_import(state: StateStore, op: Op, p: Doc) -> None:
+    for product in p["products"]:
+        state.put_product(product)
+
+
+def _customer_upsert(state: StateStore, op: Op, p: Doc) -> None:
+    state.put_customer(p["customer"])
+
+
+REDUCERS: dict[str, Callable[[StateStore, Op, Doc], None]] = {
+    "sale.open": _sale_open,
+    "sale.line_add": _line_add,
+    "sale.line_qty": _line_qty,
+    "sale.line_price": _line_price,
+    "sale.line_discount": _line_discount,
+    "sale.line_void": _line_void,
+    "sale.discount": _sale_discount,
+    "sale.customer": _sale_customer,
+    "sale.park": _sale_park,
+    "sale.resume": _sale_resume,
+    "sale.void": _sale_void,
+    "sale.tender": _sale_tender,
+    "sale.complete": _sale_complete,
+    "shift.open": _shift_open,
+    "shift.cash": _shift_cash,
+    "shift.close": _shift_close,
+    "catalog.import": _catalog_import,
+    "customer.upsert": _customer_upsert,
+}
+
+
+def apply_op(state: StateStore, op: Op) -> None:
+    reducer = REDUCERS.get(op["kind"])
+    if reducer is None:
+        raise ReplayError(f"op {op['op_id']}: unknown kind {op['kind']!r}")
+    reducer(state, op, op["payload"])

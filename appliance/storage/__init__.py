@@ -1,0 +1,1 @@
+"""SQLite storage: the connection, the schema migrations, the op log and the state tables."""
