@@ -64,3 +64,50 @@ def shift_report(state: StateStore, shift: dict[str, Any]) -> dict[str, Any]:
         "cash_out": cash_out,
         "expected_cash": expected_cash,
     }
+
+
+def format_report(report: dict[str, Any], title: str, decimals: int = 2) -> str:
+    """Plain-text report for the CLI and for printing (one label/value per line)."""
+    from appliance.money import format_minor
+
+    def m(value: int) -> str:
+        return format_minor(value, decimals)
+
+    rows: list[tuple[str, str]] = [
+        ("Register", report["register_id"]),
+        ("Shift", str(report["shift_number"])),
+        ("Opened", report["opened_at"]),
+    ]
+    if report.get("closed_at"):
+        rows.append(("Closed", report["closed_at"]))
+    rows += [
+        ("Sales", str(report["counts"]["sales"])),
+        ("Refunds", str(report["counts"]["refunds"])),
+        ("Sales total", m(report["sales_total"])),
+        ("Refunds total", m(report["refunds_total"])),
+        ("Net total", m(report["net_total"])),
+        ("Discounts", m(report["discounts"])),
+    ]
+    for kind, amount in report["tenders"].items():
+        rows.append((f"Tender {kind}", m(amount)))
+    for tax in report["taxes"]:
+        rate = f"{tax['rate_ppm'] / 10_000:g}%"
+        rows.append(
+            (
+                f"Tax {tax['category']} {rate}",
+                f"net {m(tax['net'])} tax {m(tax['tax'])} gross {m(tax['gross'])}",
+            )
+        )
+    rows += [
+        ("Tax total", m(report["tax_total"])),
+        ("Float", m(report["float"])),
+        ("Cash in", m(report["cash_in"])),
+        ("Cash out", m(report["cash_out"])),
+        ("Expected cash", m(report["expected_cash"])),
+    ]
+    if "counted" in report:
+        rows += [("Counted cash", m(report["counted"])), ("Over/short", m(report["over_short"]))]
+    width = max(len(label) for label, _ in rows)
+    lines = [title, "=" * len(title)]
+    lines += [f"{label.ljust(width)}  {value}" for label, value in rows]
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""`appliance run`: start the register (HTTP API on the configured address)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from appliance.commands._common import add_config_args, load
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="start the register")
+    add_config_args(parser)
+    parser.add_argument("--host", help="override http.host")
+    parser.add_argument("--port", type=int, help="override http.port")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args)
+    if config is None:
+        return 2
+    import logging
+
+    import uvicorn
+
+    from appliance.api import create_app
+    from appliance.errors import ApplianceError
+
+    host = args.host or config.http.host
+    port = args.port if args.port is not None else config.http.port
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = create_app(config)
+        print(
+            f"appliance: register {config.register.id} data in {config.data_dir}, "
+            f"http://{host}:{port}/",
+            file=sys.stderr,
+        )
+        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    except ApplianceError as exc:
+        print(f"appliance: {exc}", file=sys.stderr)
+        return 1
+    return 0
