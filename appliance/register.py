@@ -564,12 +564,12 @@ class Register:
         refunded_tax = done.get("tax", 0) + sum(
             -x["refund_tax"] for x in refund["lines"] if x["orig_line_no"] == line["no"]
         )
-        if qty == left:  # the last part takes exactly what is left: never more than sold
-            amount = orig_totals["amount"] - refunded_amount
-            tax = share - refunded_tax
-        else:
-            amount = div_round(orig_totals["amount"] * qty, sold_qty)
-            tax = div_round(share * qty, sold_qty)
+        # Cumulative proportion: the refunds of a line so far plus this one get
+        # round(amount × refunded qty / sold qty). Each part is ≥ 0, they never add up
+        # to more than was sold, and the last part makes the total exact.
+        upto = sold_qty - left + qty
+        amount = div_round(orig_totals["amount"] * upto, sold_qty) - refunded_amount
+        tax = div_round(share * upto, sold_qty) - refunded_tax
         new = {
             "no": self._line_no(refund),
             "sku": line["sku"],
@@ -650,12 +650,12 @@ class Register:
                 for t in done_refund["tenders"]:
                     paid_by[t["kind"]] += t["amount"]  # refund tenders are negative
             left = owed
-            for kind in (CARD, OTHER, CASH):
+            for kind in (CARD, OTHER):
                 take = min(max(paid_by[kind], 0), left)
                 if take > 0:
                     plan.append((kind, take))
                     left -= take
-            if left > 0:
+            if left > 0:  # whatever was not paid by card or voucher goes back in cash
                 plan.append((CASH, left))
         ops: list[Op] = []
         tenders: list[Doc] = []
@@ -665,8 +665,8 @@ class Register:
                 # Cash payouts round toward zero: never pay out more than refunded.
                 step = refund["pricing"]["cash_rounding"]
                 amount = (owed - noncash) // step * step if step > 1 else owed - noncash
-            if amount <= 0:
-                continue
+            if amount < 0 or (amount == 0 and kind != CASH):
+                continue  # a cash payout that rounds to zero is still recorded as cash
             tender = {
                 "id": uuid.uuid4().hex[:12],
                 "kind": kind,

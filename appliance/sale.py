@@ -137,7 +137,8 @@ def compute_totals(doc: SaleDoc) -> dict[str, Any]:
     cash_paid = sum(int(t["amount"]) for t in tenders if t["kind"] == CASH)
     cash_rounding = 0
     step = pricing["cash_rounding"]
-    if cash_paid and step > 1:
+    has_cash = any(t["kind"] == CASH for t in tenders)
+    if has_cash and step > 1:
         cash_part = total - (paid - cash_paid)
         if cash_part < 0:  # a cash payout rounds toward zero: never more than refunded
             rounded = -((-cash_part) // step * step)
@@ -145,9 +146,12 @@ def compute_totals(doc: SaleDoc) -> dict[str, Any]:
             rounded = round_to_increment(cash_part, step)
         cash_rounding = rounded - cash_part
     payable = total + cash_rounding
+    # What the customer still owes if the rest is paid in cash (after cash rounding).
+    noncash_paid = paid - cash_paid
+    cash_due = max(0, round_to_increment(total - noncash_paid, step) - cash_paid)
     sign = -1 if payable < 0 else 1
     over = sign * (paid - payable)
-    change = over if (over > 0 and cash_paid and sign > 0) else 0
+    change = over if (over > 0 and has_cash and sign > 0) else 0
     due = max(0, -over) * sign
 
     return {
@@ -163,6 +167,7 @@ def compute_totals(doc: SaleDoc) -> dict[str, Any]:
         "paid": paid,
         "change": change,
         "due": due,
+        "cash_due": cash_due if total >= 0 else 0,
     }
 
 

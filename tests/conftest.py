@@ -1,0 +1,118 @@
+"""Shared fixtures: real SQLite files in tmp folders, real register processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from appliance.config import Config, config_from_dict
+from appliance.register import Register
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+CATALOG_CSV = """sku,name,price_minor,barcodes,tax_category,sold_by
+COFFEE,Coffee 250 g,499,4006381333931,reduced,unit
+BEER,Beer 0.5 l,249,4001686301265 BEER-EAN,standard,unit
+APPLES,Apples,299,2100001000004,reduced,weight
+CARD,Greeting card,300,,standard,unit
+FREE,Free sample,0,,zero,unit
+"""
+
+
+def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+    data: dict[str, Any] = {"register": {"data_dir": str(tmp_path / "data")}, "demo": {"catalog": False}}
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return config_from_dict(data)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def register(config: Config) -> Iterator[Register]:
+    reg = Register(config)
+    reg.import_catalog_csv(CATALOG_CSV, "test.csv")
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def shift_register(register: Register) -> Register:
+    register.open_shift(10_000)
+    return register
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RegisterProcess:
+    """A real `appliance run` process on a loopback port."""
+
+    def __init__(self, data_dir: Path, config_file: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self.config_file = config_file
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"register-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> float:
+        cmd = [str(VENV_BIN / "appliance"), "run", "--data-dir", str(self.data_dir)]
+        cmd += ["--port", str(self.port)]
+        if self.config_file:
+            cmd += ["--config", str(self.config_file)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        start = time.monotonic()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = start + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"register exited with {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return time.monotonic() - start
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"register did not become ready in {timeout}s: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def register_process(tmp_path: Path) -> Iterator[RegisterProcess]:
+    proc = RegisterProcess(tmp_path / "data")
+    yield proc
+    proc.stop()
