@@ -145,7 +145,9 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        first: dict[str, Any] = (
+            dict(errors[0]) if errors else {"loc": ("body",), "msg": "invalid request"}
+        )
         field = _field_of(tuple(first.get("loc", ())))
         message = str(first.get("msg", "invalid"))
         if first.get("type") == "json_invalid":

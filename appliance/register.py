@@ -551,7 +551,11 @@ class Register:
         left = sold_qty - done["qty"] - in_this
         field = "weight_g" if line["unit"] == "g" else "qty"
         if left <= 0:
-            raise Conflict(f"line {line['no']} is already refunded in full", field=field)
+            raise ValidationError(
+                f"line {line['no']} is already refunded in full "
+                f"(sold {sold_qty}, refunded {sold_qty - left})",
+                field=field,
+            )
         check_int(qty, field, 1, MAX_WEIGHT_G if line["unit"] == "g" else MAX_QUANTITY)
         if qty > left:
             raise ValidationError(

@@ -114,7 +114,7 @@ def compute_totals(doc: SaleDoc) -> dict[str, Any]:
         p["tax"] = line_tax
         group["line_tax"] += line_tax
 
-    taxes = []
+    taxes: list[dict[str, Any]] = []
     for (category, rate), group in sorted(groups.items()):
         amount = group["amount"]
         if rounding == "per_line" or fixed_tax:

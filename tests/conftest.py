@@ -30,7 +30,10 @@ FREE,Free sample,0,,zero,unit
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
-    data: dict[str, Any] = {"register": {"data_dir": str(tmp_path / "data")}, "demo": {"catalog": False}}
+    data: dict[str, Any] = {
+        "register": {"data_dir": str(tmp_path / "data")},
+        "demo": {"catalog": False},
+    }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return config_from_dict(data)
@@ -87,7 +90,9 @@ class RegisterProcess:
         deadline = start + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"register exited with {self.proc.returncode}: {self.log.read_text()}")
+                raise RuntimeError(
+                    f"register exited with {self.proc.returncode}: {self.log.read_text()}"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
                     return time.monotonic() - start

@@ -38,6 +38,9 @@ CURRENCY_MINOR_DIGITS: dict[str, int] = {
 
 _GRAMS_PER_POUND_E5 = 45_359_237  # 453.59237 g, scaled by 10^5 to stay in integers
 _HRI_AI_RE = re.compile(r"\((\d{2,4})\)")
+_DIGITAL_LINK_RE = re.compile(
+    r"(?i:https?)://[^/?#\s]+(?P<path>/[^?#\s]*)(?:\?(?P<query>[^#\s]*))?(?:#\S*)?$"
+)
 
 Check = Callable[[str], "str | None"]
 
@@ -140,6 +143,57 @@ def split_hri(text: str) -> tuple[Element, ...]:
     return tuple(elements)
 
 
+def split_digital_link(uri: str) -> tuple[Element, ...]:
+    """Elements of a GS1 Digital Link URI (``https://host/…/01/<GTIN>/10/<batch>?17=…``).
+
+    QR codes on retail items increasingly carry these instead of element strings. The
+    path from the ``/01/`` segment on is read as AI/value pairs, then numeric query
+    parameters; GTIN-8/12/13 in the path are padded to 14 digits, as the standard
+    allows. Raises ``ValueError`` when the URI holds no valid GTIN.
+    """
+    from urllib.parse import unquote  # only needed here; keeps package import light
+
+    match = _DIGITAL_LINK_RE.match(uri)
+    if match is None:
+        raise ValueError("not a GS1 Digital Link URI")
+    table = ai_table()
+    segments = match.group("path").split("/")
+    try:
+        start = segments.index("01")
+    except ValueError:
+        raise ValueError("GS1 Digital Link URI without /01/<GTIN>") from None
+    base = match.start("path")
+    offsets = [base + sum(len(seg) + 1 for seg in segments[:i]) for i in range(len(segments))]
+    pairs: list[tuple[str, str, int]] = []
+    i = start
+    while i + 1 < len(segments) and segments[i] in table:
+        pairs.append((segments[i], unquote(segments[i + 1]), offsets[i]))
+        i += 2
+    if i < len(segments) and segments[i] != "":
+        raise ValueError(
+            f"GS1 Digital Link path segment {segments[i]!r} at offset {offsets[i]} is not "
+            "part of an AI/value pair"
+        )
+    query = match.group("query") or ""
+    at = match.start("query")
+    for item in query.split("&"):
+        key, _, value = item.partition("=")
+        if key in table:
+            pairs.append((key, unquote(value), at))
+        at += len(item) + 1
+    elements: list[Element] = []
+    for ai, value, offset in pairs:
+        if ai == "01" and len(value) in (8, 12, 13):
+            value = value.zfill(14)
+        _check_value(table[ai], value, offset)
+        elements.append(Element(ai, value, offset))
+    return tuple(elements)
+
+
+def looks_like_digital_link(text: str) -> bool:
+    return _DIGITAL_LINK_RE.match(text) is not None and "/01/" in text
+
+
 def looks_like_hri(text: str) -> bool:
     match = _HRI_AI_RE.match(text)
     return match is not None and match.group(1) in ai_table()
@@ -156,15 +210,9 @@ def _next_separator(data: str, start: int, separators: str) -> int:
 
 
 def _unknown_ai(data: str, pos: int) -> str:
-    head = data[pos : pos + 4]
     if not data[pos].isdigit():
         return f"expected an AI (digits) at offset {pos}, found {data[pos]!r}"
-    digits = ""
-    for ch in head:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return f"unknown AI {digits!r} at offset {pos}"
+    return f"unknown AI at offset {pos} (data there starts {data[pos : pos + 4]!r})"
 
 
 # ---------------------------------------------------------------------------------------
@@ -454,6 +502,8 @@ def read_gs1(
     try:
         if looks_like_hri(data):
             elements = split_hri(data)
+        elif looks_like_digital_link(data):
+            elements = split_digital_link(data)
         else:
             elements = split_element_string(data, separators)
     except ValueError as exc:

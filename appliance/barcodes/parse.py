@@ -9,7 +9,8 @@ Order of decisions (each documented because scanners and shops differ):
    ``]J1`` = GS1 data).
 3. GS1 without AIM: data starting with FNC1 (GS), digit data containing a GS, the
    bracketed form ``(01)…``, or — when it parses cleanly — data starting with AI 01 and
-   a valid GTIN.
+   a valid GTIN. A GS1 Digital Link URI (``https://…/01/<GTIN>…``, from any non-EAN
+   symbology) is kind "gs1" when it parses cleanly, else an ordinary "other" URL.
 4. Customer and receipt prefixes (longest first), before any EAN reading, so a shop may
    use numeric prefixes on EAN-13 customer cards.
 5. Digits only, no AIM: 13 = EAN-13, 12 = UPC-A, 8 = EAN-8 or UPC-E (below), 14 =
@@ -42,7 +43,12 @@ from appliance.barcodes.check_digits import (
     has_valid_check_digit,
     is_digits,
 )
-from appliance.barcodes.gs1 import is_gtin_head, looks_like_hri, read_gs1
+from appliance.barcodes.gs1 import (
+    is_gtin_head,
+    looks_like_digital_link,
+    looks_like_hri,
+    read_gs1,
+)
 from appliance.barcodes.result import ParsedBarcode
 from appliance.barcodes.settings import DEFAULT_SETTINGS, BarcodeSettings
 from appliance.barcodes.variable_measure import VariableMeasureLayout, read_variable_measure
@@ -96,6 +102,10 @@ def parse_barcode_strict(code: str, settings: BarcodeSettings | None = None) -> 
         gs1_guess = _bare_gs1(ctx)
         if gs1_guess is not None:
             return gs1_guess
+    if aim.symbology_letter(symbology) != "E" and looks_like_digital_link(data):
+        linked = _gs1(ctx)
+        if linked.valid:  # otherwise it is just a URL
+            return linked
     prefixed = _prefixed(ctx)
     if prefixed is not None:
         return prefixed
