@@ -25,10 +25,12 @@ class ReplayError(Exception):
 
 
 def _sale(state: StateStore, op: Op) -> Doc:
+    """A copy of the sale to change: stored documents are never mutated in place,
+    so a document handed out earlier (or cached) never changes under its holder."""
     doc = state.get_sale(op["sale_id"])
     if doc is None:
         raise ReplayError(f"op {op['op_id']} ({op['kind']}): no sale {op['sale_id']}")
-    return doc
+    return {**doc, "lines": list(doc["lines"]), "tenders": list(doc["tenders"])}
 
 
 def _line(doc: Doc, no: int) -> Doc:
@@ -165,7 +167,8 @@ def _sale_complete(state: StateStore, op: Op, p: Doc) -> None:
         original = state.get_sale(doc["refund_of"])
         if original is None:
             raise ReplayError(f"refund {doc['id']} of unknown sale {doc['refund_of']}")
-        refunded = original.setdefault("refunded", {})
+        original = {**original, "refunded": {k: dict(v) for k, v in original["refunded"].items()}}
+        refunded = original["refunded"]
         for line, totals in zip(
             [x for x in doc["lines"] if not x.get("voided")], doc["totals"]["lines"], strict=True
         ):
@@ -174,7 +177,7 @@ def _sale_complete(state: StateStore, op: Op, p: Doc) -> None:
             entry["qty"] += line["qty"]
             entry["amount"] += -totals["amount"]
             entry["tax"] += -int(line.get("refund_tax") or 0)
-        original.setdefault("refunds", []).append(doc["id"])
+        original["refunds"] = [*original.get("refunds", []), doc["id"]]
         state.put_sale(original)
 
 
@@ -198,7 +201,7 @@ def _shift(state: StateStore, p: Doc) -> Doc:
     shift = state.get_shift(p["shift_id"])
     if shift is None:
         raise ReplayError(f"no shift {p['shift_id']}")
-    return shift
+    return {**shift, "movements": list(shift["movements"])}
 
 
 def _shift_cash(state: StateStore, op: Op, p: Doc) -> None:

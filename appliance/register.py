@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from appliance.catalog import parse_catalog_csv, validate_product
 from appliance.config import Config
@@ -44,6 +45,7 @@ from appliance.sale import (
     VOIDED,
     SaleDoc,
     compute_totals,
+    line_gross,
 )
 from appliance.storage import oplog
 from appliance.storage.db import connect, migrate, transaction
@@ -102,6 +104,7 @@ class Register:
             self.hlc.observe(last)
         # Called after each commit with the committed ops (sync outbox, live screens).
         self.listeners: list[Callable[[list[Op]], None]] = []
+        self._group: list[Op] | None = None
 
     # infrastructure ---------------------------------------------------------
     def _check_identity(self) -> None:
@@ -131,29 +134,76 @@ class Register:
         }
 
     def commit(self, ops: list[Op]) -> None:
-        """Append ops and their effects durably, or raise and change nothing."""
+        """Append ops and their effects durably, or raise and change nothing.
+
+        Inside ``group_commit`` the ops go into a savepoint of the group's
+        transaction instead, and become durable when the group commits.
+        """
         try:
+            if self._group is not None:
+                self.conn.execute("SAVEPOINT op")
+                try:
+                    oplog.append(self.conn, self.state, ops)
+                except BaseException:
+                    if self.conn.in_transaction:  # SQLITE_FULL may have rolled back all
+                        self.conn.execute("ROLLBACK TO op")
+                        self.conn.execute("RELEASE op")
+                    raise
+                self.conn.execute("RELEASE op")
+                self._group.extend(ops)
+                return
             with transaction(self.conn):
                 oplog.append(self.conn, self.state, ops)
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if "full" in text:
-                raise StorageUnavailable(
-                    "storage is full: nothing was recorded; free space on the data disk",
-                    reason="disk_full",
-                ) from None
-            if "readonly" in text or "read-only" in text:
-                raise StorageUnavailable(
-                    "storage is read-only: nothing was recorded; check the data disk",
-                    reason="read_only",
-                ) from None
-            if "disk i/o" in text:
-                raise StorageUnavailable(
-                    "storage I/O error: nothing was recorded", reason="io_error"
-                ) from None
-            raise
+        except BaseException as exc:
+            self.state.forget()  # the cache may hold documents of the rolled-back ops
+            if not isinstance(exc, sqlite3.OperationalError):
+                raise
+            self._raise_storage(exc)
         for listener in self.listeners:
             listener(ops)
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """Run several requests in one transaction: one fsync for all of them.
+
+        Used by the service when requests queue up; nobody is told their request
+        succeeded until the group's COMMIT has returned, so durability is unchanged.
+        """
+        if self._group is not None:
+            raise RuntimeError("group_commit does not nest")
+        self._group = []
+        try:
+            with transaction(self.conn):
+                yield
+        except BaseException as exc:
+            self.state.forget()
+            if isinstance(exc, sqlite3.OperationalError):
+                self._raise_storage(exc)
+            raise
+        finally:
+            ops, self._group = self._group, None
+        for listener in self.listeners:
+            listener(ops)
+
+    @staticmethod
+    def _raise_storage(exc: sqlite3.OperationalError) -> NoReturn:
+        """Turn SQLite's write failures into the register's clear, field-less errors."""
+        text = str(exc).lower()
+        if "full" in text:
+            raise StorageUnavailable(
+                "storage is full: nothing was recorded; free space on the data disk",
+                reason="disk_full",
+            ) from None
+        if "readonly" in text or "read-only" in text:
+            raise StorageUnavailable(
+                "storage is read-only: nothing was recorded; check the data disk",
+                reason="read_only",
+            ) from None
+        if "disk i/o" in text:
+            raise StorageUnavailable(
+                "storage I/O error: nothing was recorded", reason="io_error"
+            ) from None
+        raise exc
 
     # catalog ----------------------------------------------------------------
     @property
@@ -333,10 +383,11 @@ class Register:
         return self._apply(doc, [self._op("sale.line_add", {"line": line}, sale_id)])
 
     def _check_line_amount(self, doc: SaleDoc, line: Doc) -> None:
-        trial = dict(doc)
-        trial["lines"] = [x for x in doc["lines"] if x["no"] != line["no"]] + [line]
-        totals = compute_totals(trial)
-        if abs(totals["total"]) > MAX_AMOUNT:
+        # Bound the gross before tax: totals are computed once, by the reducer.
+        others = sum(
+            abs(line_gross(x)) for x in doc["lines"] if x["no"] != line["no"] and not x["voided"]
+        )
+        if others + abs(line_gross(line)) > MAX_AMOUNT // 2:
             raise ValidationError(
                 f"the sale total would exceed {MAX_AMOUNT} minor units", field="qty"
             )

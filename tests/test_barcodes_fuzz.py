@@ -143,3 +143,19 @@ def test_bytes_decoded_any_way(raw: bytes) -> None:
 @given(st.from_type(object))
 def test_any_python_object_gets_an_answer(value: object) -> None:
     check(parse_barcode(value))  # type: ignore[arg-type]
+
+
+@FUZZ
+@given(
+    st.sampled_from(["", "]Q1", "]d1", "]Q3"]),
+    st.sampled_from(["https://id.gs1.org", "http://x.example/p", "HTTPS://a"]),
+    st.lists(
+        st.one_of(
+            st.sampled_from(["01", "10", "17", "3103", "21", "zz", ""]),
+            st.text(alphabet="0123456789ABC%2F?&=#/", max_size=16),
+        ),
+        max_size=8,
+    ),
+)
+def test_digital_link_like_text(prefix: str, host: str, segments: list[str]) -> None:
+    check(parse_barcode_strict(prefix + host + "/" + "/".join(segments)))

@@ -304,6 +304,8 @@ def test_result_is_frozen_and_ais_read_only() -> None:
         parsed.ais["10"] = "x"  # type: ignore[index]
     assert parsed.ais == {"01": "09501101020917"}
     assert parse_barcode_strict("]C10109501101020917") == parsed
+    assert hash(parse_barcode_strict("]C10109501101020917")) == hash(parsed)
+    assert hash(BarcodeSettings()) == hash(BarcodeSettings())
 
 
 def test_result_invariants_are_enforced() -> None:

@@ -31,13 +31,38 @@ def _dumps(doc: Doc) -> str:
 
 
 class StateStore:
+    """Documents are read-only once stored: the reducer writes changed copies.
+
+    That lets the store keep recently used sale documents in memory (a register
+    works on a handful of open sales at a time) without anyone seeing a document
+    change under them. ``forget`` drops the cache after a rolled-back transaction.
+    """
+
+    CACHE_SIZE = 256
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._sales: dict[str, Doc] = {}
+
+    def forget(self) -> None:
+        self._sales.clear()
 
     # sales -----------------------------------------------------------------
     def get_sale(self, sale_id: str) -> Doc | None:
+        cached = self._sales.get(sale_id)
+        if cached is not None:
+            return cached
         row = self.conn.execute("SELECT doc FROM sales WHERE id = ?", (sale_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        doc: Doc = json.loads(row[0])
+        self._remember(doc)
+        return doc
+
+    def _remember(self, doc: Doc) -> None:
+        if len(self._sales) >= self.CACHE_SIZE:
+            self._sales.pop(next(iter(self._sales)))
+        self._sales[doc["id"]] = doc
 
     def sale_by_receipt(self, receipt_no: str) -> Doc | None:
         row = self.conn.execute(
@@ -72,6 +97,8 @@ class StateStore:
                 _dumps(doc),
             ),
         )
+        self._sales.pop(doc["id"], None)
+        self._remember(doc)
 
     def sales(self, where: str = "1", params: tuple[Any, ...] = ()) -> list[Doc]:
         rows = self.conn.execute(
