@@ -36,16 +36,17 @@ def test_encode_registration_and_status_enquiry() -> None:
     assert r.stdout.strip() == "06 00 06 00 00 00 BA 09 78"
     r = appliance("encode", "status-enquiry", "--password", "123456", "--serial")
     out = r.stdout.strip().split()
-    assert out[:8] == "10 02 05 01 03 12 34 56".split() and out[8:10] == ["10", "03"]
+    assert out[:8] == ["10", "02", "05", "01", "03", "12", "34", "56"]
+    assert out[8:10] == ["10", "03"]
     r = appliance("encode", "status-enquiry", "--password", "12x456")
     assert r.returncode != 0 and "6 digits" in r.stderr
 
 
 def test_decode_status_information_keys() -> None:
     hexdata = (
-        "04-0F-33 27 00 04 00 00 00 00 12 34 49 09 78 0B 00 01 23 29 52 50 00 38 87 00 07 "
+        "04-0F-3C 27 00 04 00 00 00 00 12 34 49 09 78 0B 00 01 23 29 52 50 00 38 87 00 07 "
         "88 00 00 09 8A 06 8B F0 F4 56 49 53 41 22 F0 F8 54 13 33 EE EE EE 00 11 "
-        "3C F0 F0 F2 4F 4B 06 03 1F 07 01"
+        "3C F0 F0 F2 4F 4B 06 04 1F 07 01 01"
     )
     parts = hexdata.split()
     r = appliance("decode", *parts)
@@ -87,7 +88,7 @@ def test_decode_errors_name_offsets() -> None:
         "06 01 0A 04 00 00": "APDU byte offset 2",  # length past the end
         "04 0F 03 27 00 99": "APDU byte offset 5",  # unknown BMP
         "06 01 0Z": "byte offset 2",  # bad hex
-        "06 01 0": "byte offset 1",  # half a byte
+        "06 01 0": "byte offset 2",  # half a byte
     }
     for text, needle in cases.items():
         r = appliance("decode", text)

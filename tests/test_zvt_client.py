@@ -41,7 +41,7 @@ TRANSPORTS = ["tcp", "pty"]
 
 
 def run(coro: Awaitable[Any], limit: float = 20.0) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, limit))  # type: ignore[arg-type]
+    return asyncio.run(asyncio.wait_for(coro, limit))
 
 
 @contextlib.asynccontextmanager
