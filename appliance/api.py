@@ -40,6 +40,11 @@ class LineIn(_Body):
     weight_g: Annotated[StrictInt, Field(ge=1, le=MAX_WEIGHT_G)] | None = None
 
 
+class ScanIn(_Body):
+    code: StrictStr = Field(min_length=1, max_length=512)
+    sale_id: StrictStr | None = None
+
+
 class QtyIn(_Body):
     qty: Annotated[StrictInt, Field(ge=1, le=MAX_WEIGHT_G)]
 
@@ -260,6 +265,14 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     async def add_line(sale_id: str, body: LineIn) -> Doc:
         sale: Doc = await call(Register.add_line, sale_id, body.code, body.qty, body.weight_g)
         return sale
+
+    @app.post("/api/scan")
+    async def scan(body: ScanIn) -> Doc:
+        """A scan as a scanner sends it: into the given sale or the register's active one."""
+        from appliance.scan import apply_scan
+
+        result: Doc = await call(apply_scan, body.code, body.sale_id)
+        return result
 
     @app.patch("/api/sales/{sale_id}/lines/{line_no}")
     async def set_qty(sale_id: str, line_no: int, body: QtyIn) -> Doc:

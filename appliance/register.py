@@ -347,11 +347,21 @@ class Register:
         code: str,
         qty: int = 1,
         weight_g: int | None = None,
+        label_price: int | None = None,
     ) -> SaleDoc:
-        """Add a product by barcode or SKU: ``qty`` units, or ``weight_g`` for weighed items."""
+        """Add a product by barcode or SKU: ``qty`` units, or ``weight_g`` for weighed items.
+
+        ``label_price`` is the price printed on a price-embedded label (scale or GS1):
+        one item at that price, recorded as an override with the reason "price from label".
+        """
         doc = self._editable(sale_id)
         product = self.lookup(code)
-        if product["sold_by"] == "weight":
+        override = None
+        if label_price is not None:
+            check_int(label_price, "price_minor", 0, MAX_AMOUNT)
+            override = {"unit_price": label_price, "reason": "price from label"}
+            quantity, unit = 1, "unit"
+        elif product["sold_by"] == "weight":
             if weight_g is None:
                 raise ValidationError(
                     f"{product['name']} is sold by weight: give weight_g", field="weight_g"
@@ -375,7 +385,7 @@ class Register:
             "unit_price": product["price"],
             "tax_category": product["tax_category"],
             "rate_ppm": self.config.tax.rate_ppm(product["tax_category"]),
-            "override": None,
+            "override": override,
             "discount": None,
             "voided": False,
         }

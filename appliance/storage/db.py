@@ -103,9 +103,30 @@ def _m2_identity_and_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX sales_shift ON sales(shift_id)")
 
 
+def _m3_payments(db: sqlite_utils.Database) -> None:
+    from appliance.payments.schema import create
+
+    create(db)
+
+
+def _m4_sync(db: sqlite_utils.Database) -> None:
+    from appliance.sync.schema import create
+
+    create(db)
+
+
+def _m5_print_queue(db: sqlite_utils.Database) -> None:
+    from appliance.printing.schema import create
+
+    create(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_identity_and_indexes,
+    _m3_payments,
+    _m4_sync,
+    _m5_print_queue,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

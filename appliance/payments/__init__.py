@@ -1,0 +1,1 @@
+"""The payments feature of the register."""

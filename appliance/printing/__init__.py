@@ -1,0 +1,1 @@
+"""The printing feature of the register."""

@@ -1,0 +1,1 @@
+"""The sync feature of the register."""
