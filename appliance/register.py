@@ -104,6 +104,9 @@ class Register:
             self.hlc.observe(last)
         # Called after each commit with the committed ops (sync outbox, live screens).
         self.listeners: list[Callable[[list[Op]], None]] = []
+        # Called inside the transaction, after the ops are applied: work that must be
+        # atomic with the ops (a print job for a completed sale). Raising aborts all.
+        self.in_transaction: list[Callable[[Register, list[Op]], None]] = []
         self._group: list[Op] | None = None
 
     # infrastructure ---------------------------------------------------------
@@ -144,6 +147,8 @@ class Register:
                 self.conn.execute("SAVEPOINT op")
                 try:
                     oplog.append(self.conn, self.state, ops)
+                    for hook in self.in_transaction:
+                        hook(self, ops)
                 except BaseException:
                     if self.conn.in_transaction:  # SQLITE_FULL may have rolled back all
                         self.conn.execute("ROLLBACK TO op")
@@ -154,6 +159,8 @@ class Register:
                 return
             with transaction(self.conn):
                 oplog.append(self.conn, self.state, ops)
+                for hook in self.in_transaction:
+                    hook(self, ops)
         except BaseException as exc:
             self.state.forget()  # the cache may hold documents of the rolled-back ops
             if not isinstance(exc, sqlite3.OperationalError):
