@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from appliance import __version__
@@ -146,6 +147,14 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     @app.exception_handler(ApplianceError)
     async def _appliance_error(request: Request, exc: ApplianceError) -> JSONResponse:
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        return JSONResponse(
+            {"error": {"code": code, "message": str(exc.detail), "field": "body"}},
+            status_code=exc.status_code,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
