@@ -33,11 +33,16 @@ def _sale(state: StateStore, op: Op) -> Doc:
     return {**doc, "lines": list(doc["lines"]), "tenders": list(doc["tenders"])}
 
 
-def _line(doc: Doc, no: int) -> Doc:
+def _line(doc: Doc, p: Doc) -> Doc:
+    """The line an edit refers to: by its stable id (numbers can shift when registers
+    merge concurrent adds into one saved sale), by number for refund-era ops."""
+    line_id = p.get("line_id")
     for line in doc["lines"]:
-        if line["no"] == no:
+        if (line_id is not None and line.get("id") == line_id) or (
+            line_id is None and line["no"] == p["no"]
+        ):
             return dict(line)
-    raise ReplayError(f"sale {doc['id']} has no line {no}")
+    raise ReplayError(f"sale {doc['id']} has no line {line_id or p.get('no')}")
 
 
 def _replace_line(doc: Doc, new: Doc) -> None:
@@ -76,13 +81,18 @@ def _sale_open(state: StateStore, op: Op, p: Doc) -> None:
 
 def _line_add(state: StateStore, op: Op, p: Doc) -> None:
     doc = _sale(state, op)
-    doc["lines"].append(p["line"])
+    line = p["line"]
+    if any(x["no"] == line["no"] for x in doc["lines"]):
+        # Another register added a line with this number concurrently: both lines
+        # stay; this one (applied later in HLC order) takes the next number.
+        line = {**line, "no": max(x["no"] for x in doc["lines"]) + 1}
+    doc["lines"].append(line)
     _save_sale(state, doc, op)
 
 
 def _line_qty(state: StateStore, op: Op, p: Doc) -> None:
     doc = _sale(state, op)
-    line = _line(doc, p["no"])
+    line = _line(doc, p)
     line["qty"] = p["qty"]
     _replace_line(doc, line)
     _save_sale(state, doc, op)
@@ -90,7 +100,7 @@ def _line_qty(state: StateStore, op: Op, p: Doc) -> None:
 
 def _line_price(state: StateStore, op: Op, p: Doc) -> None:
     doc = _sale(state, op)
-    line = _line(doc, p["no"])
+    line = _line(doc, p)
     line["override"] = {"unit_price": p["unit_price"], "reason": p["reason"]}
     _replace_line(doc, line)
     _save_sale(state, doc, op)
@@ -98,7 +108,7 @@ def _line_price(state: StateStore, op: Op, p: Doc) -> None:
 
 def _line_discount(state: StateStore, op: Op, p: Doc) -> None:
     doc = _sale(state, op)
-    line = _line(doc, p["no"])
+    line = _line(doc, p)
     line["discount"] = p["discount"]
     _replace_line(doc, line)
     _save_sale(state, doc, op)
@@ -106,7 +116,7 @@ def _line_discount(state: StateStore, op: Op, p: Doc) -> None:
 
 def _line_void(state: StateStore, op: Op, p: Doc) -> None:
     doc = _sale(state, op)
-    line = _line(doc, p["no"])
+    line = _line(doc, p)
     line["voided"] = True
     _replace_line(doc, line)
     _save_sale(state, doc, op)

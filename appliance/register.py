@@ -383,6 +383,7 @@ class Register:
             quantity = check_int(qty, "qty", 1, MAX_QUANTITY)
             unit = "unit"
         line = {
+            "id": uuid.uuid4().hex[:16],
             "no": self._line_no(doc),
             "sku": product["sku"],
             "name": product["name"],
@@ -424,7 +425,8 @@ class Register:
         limit = MAX_WEIGHT_G if line["unit"] == "g" else MAX_QUANTITY
         check_int(qty, "weight_g" if line["unit"] == "g" else "qty", 1, limit)
         self._check_line_amount(doc, {**line, "qty": qty})
-        return self._apply(doc, [self._op("sale.line_qty", {"no": line_no, "qty": qty}, sale_id)])
+        payload = {"line_id": line["id"], "no": line_no, "qty": qty}
+        return self._apply(doc, [self._op("sale.line_qty", payload, sale_id)])
 
     def override_price(self, sale_id: str, line_no: int, unit_price: int, reason: str) -> SaleDoc:
         doc = self._editable(sale_id)
@@ -433,7 +435,12 @@ class Register:
         reason_text = check_text(reason, "reason", 200)
         new = {**line, "override": {"unit_price": unit_price, "reason": reason_text}}
         self._check_line_amount(doc, new)
-        payload = {"no": line_no, "unit_price": unit_price, "reason": reason_text}
+        payload = {
+            "line_id": line["id"],
+            "no": line_no,
+            "unit_price": unit_price,
+            "reason": reason_text,
+        }
         return self._apply(doc, [self._op("sale.line_price", payload, sale_id)])
 
     def discount_line(
@@ -453,13 +460,14 @@ class Register:
                     f"discount {discount['value']} is more than the line's amount {gross}",
                     field="discount.amount",
                 )
-        payload = {"no": line_no, "discount": discount}
+        payload = {"line_id": line["id"], "no": line_no, "discount": discount}
         return self._apply(doc, [self._op("sale.line_discount", payload, sale_id)])
 
     def void_line(self, sale_id: str, line_no: int) -> SaleDoc:
         doc = self._editable(sale_id)
-        self._get_line(doc, line_no)
-        return self._apply(doc, [self._op("sale.line_void", {"no": line_no}, sale_id)])
+        line = self._get_line(doc, line_no)
+        payload = {"line_id": line["id"], "no": line_no}
+        return self._apply(doc, [self._op("sale.line_void", payload, sale_id)])
 
     def discount_sale(
         self, sale_id: str, percent_bp: int | None = None, amount: int | None = None
@@ -643,6 +651,7 @@ class Register:
         amount = div_round(orig_totals["amount"] * upto, sold_qty) - refunded_amount
         tax = div_round(share * upto, sold_qty) - refunded_tax
         new = {
+            "id": uuid.uuid4().hex[:16],
             "no": self._line_no(refund),
             "sku": line["sku"],
             "name": line["name"],
