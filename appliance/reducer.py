@@ -166,6 +166,21 @@ def _sale_tender(state: StateStore, op: Op, p: Doc) -> None:
 
 def _sale_complete(state: StateStore, op: Op, p: Doc) -> None:
     doc = _sale(state, op)
+    snapshot = p.get("snapshot")
+    if snapshot is not None:
+        # The completing register's view is what was paid for: edits from other
+        # registers that it had not seen are set aside (kept, visible), not applied.
+        paid_lines = {line["id"] for line in snapshot["lines"] if line.get("id")}
+        unseen = [x for x in doc["lines"] if x.get("id") and x["id"] not in paid_lines]
+        if unseen or doc["lines"] != snapshot["lines"]:
+            doc["conflicts"] = [
+                *doc.get("conflicts", []),
+                {"at": op["hlc"], "set_aside_lines": unseen, "replaced_lines": doc["lines"]},
+            ]
+        doc["lines"] = snapshot["lines"]
+        doc["tenders"] = snapshot["tenders"]
+        doc["discount"] = snapshot["discount"]
+        doc["customer"] = snapshot["customer"]
     doc["status"] = COMPLETED
     doc["receipt_no"] = p["receipt_no"]
     doc["shift_id"] = p["shift_id"]
@@ -174,21 +189,28 @@ def _sale_complete(state: StateStore, op: Op, p: Doc) -> None:
     counter = f"receipt:{op['register_id']}"
     state.set_counter(counter, max(state.counter(counter), p["receipt_seq"]))
     if doc["kind"] == "refund":
-        original = state.get_sale(doc["refund_of"])
-        if original is None:
-            raise ReplayError(f"refund {doc['id']} of unknown sale {doc['refund_of']}")
-        original = {**original, "refunded": {k: dict(v) for k, v in original["refunded"].items()}}
-        refunded = original["refunded"]
-        for line, totals in zip(
-            [x for x in doc["lines"] if not x.get("voided")], doc["totals"]["lines"], strict=True
-        ):
-            key = str(line["orig_line_no"])
-            entry = refunded.setdefault(key, {"qty": 0, "amount": 0, "tax": 0})
-            entry["qty"] += line["qty"]
-            entry["amount"] += -totals["amount"]
-            entry["tax"] += -int(line.get("refund_tax") or 0)
-        original["refunds"] = [*original.get("refunds", []), doc["id"]]
-        state.put_sale(original)
+        apply_refund_effect(state, state.get_sale(doc["id"]) or doc)
+
+
+def apply_refund_effect(state: StateStore, doc: Doc) -> None:
+    """Record a completed refund on the sale it refunds (quantities, amounts, tax)."""
+    original = state.get_sale(doc["refund_of"])
+    if original is None:
+        raise ReplayError(f"refund {doc['id']} of unknown sale {doc['refund_of']}")
+    if doc["id"] in original.get("refunds", []):
+        return
+    original = {**original, "refunded": {k: dict(v) for k, v in original["refunded"].items()}}
+    refunded = original["refunded"]
+    for line, totals in zip(
+        [x for x in doc["lines"] if not x.get("voided")], doc["totals"]["lines"], strict=True
+    ):
+        key = str(line["orig_line_no"])
+        entry = refunded.setdefault(key, {"qty": 0, "amount": 0, "tax": 0})
+        entry["qty"] += line["qty"]
+        entry["amount"] += -totals["amount"]
+        entry["tax"] += -int(line.get("refund_tax") or 0)
+    original["refunds"] = [*original.get("refunds", []), doc["id"]]
+    state.put_sale(original)
 
 
 def _shift_open(state: StateStore, op: Op, p: Doc) -> None:
@@ -266,8 +288,27 @@ REDUCERS: dict[str, Callable[[StateStore, Op, Doc], None]] = {
 }
 
 
-def apply_op(state: StateStore, op: Op) -> None:
+def apply_op(state: StateStore, op: Op, *, lenient: bool = False) -> bool:
+    """Apply one op; True if it changed state.
+
+    Completed and voided sales are final: a later op on them is ignored. ``lenient``
+    is for ops merged from other registers, which may arrive before the ops they
+    refer to (an edit before its line's add): such an op is kept in the log and
+    skipped now; when the missing op arrives, the sale is refolded in HLC order.
+    """
     reducer = REDUCERS.get(op["kind"])
     if reducer is None:
+        if lenient:
+            return False
         raise ReplayError(f"op {op['op_id']}: unknown kind {op['kind']!r}")
-    reducer(state, op, op["payload"])
+    if op["kind"].startswith("sale.") and op["kind"] != "sale.open":
+        doc = state.get_sale(op["sale_id"])
+        if doc is not None and doc["status"] in (COMPLETED, VOIDED):
+            return False
+    try:
+        reducer(state, op, op["payload"])
+    except (ReplayError, KeyError, StopIteration):
+        if not lenient:
+            raise
+        return False
+    return True

@@ -528,13 +528,21 @@ class Register:
             raise Conflict("no open shift: open a shift with a cash float first", field="shift")
         return shift
 
-    def _complete_ops(self, doc: SaleDoc, shift: Doc) -> list[Op]:
+    def _complete_ops(self, doc: SaleDoc, shift: Doc, tenders: list[Doc] | None = None) -> list[Op]:
+        tenders = tenders or []
         seq = self.state.counter(f"receipt:{self.register_id}") + 1
         payload = {
             "receipt_no": f"{self.register_id}-{seq:06d}",
             "receipt_seq": seq,
             "shift_id": shift["id"],
             "completed_at": _now_iso(),
+            # What this register charged for; wins over concurrent edits from elsewhere.
+            "snapshot": {
+                "lines": doc["lines"],
+                "tenders": [*doc["tenders"], *tenders],
+                "discount": doc["discount"],
+                "customer": doc["customer"],
+            },
         }
         return [self._op("sale.complete", payload, doc["id"])]
 
@@ -570,7 +578,7 @@ class Register:
         trial = {**doc, "tenders": [*doc["tenders"], tender]}
         trial_totals = compute_totals(trial)
         if trial_totals["due"] == 0:
-            ops += self._complete_ops(doc, shift)
+            ops += self._complete_ops(doc, shift, [tender])
         return self._apply(doc, ops)
 
     def complete(self, sale_id: str) -> SaleDoc:
@@ -756,7 +764,7 @@ class Register:
             }
             tenders.append(tender)
             ops.append(self._op("sale.tender", {"tender": tender}, refund_id))
-        ops += self._complete_ops(refund, shift)
+        ops += self._complete_ops(refund, shift, tenders)
         return self._apply(refund, ops)
 
     # shifts -----------------------------------------------------------------

@@ -37,9 +37,18 @@ def append(conn: sqlite3.Connection, state: StateStore, ops: Iterable[Op]) -> No
         apply_op(state, op)
 
 
-def iter_ops(conn: sqlite3.Connection) -> Iterator[Op]:
+def iter_ops(
+    conn: sqlite3.Connection, where: str = "1", params: tuple[Any, ...] = ()
+) -> Iterator[Op]:
+    """Ops in HLC order: the canonical order that every register folds them in.
+
+    A register's own ops are written in HLC order, so for them this is also the
+    order they were appended; ops merged from other registers slot in by time.
+    """
     for op_id, register_id, hlc, sale_id, kind, payload in conn.execute(
-        "SELECT op_id, register_id, hlc, sale_id, kind, payload FROM ops ORDER BY seq"
+        "SELECT op_id, register_id, hlc, sale_id, kind, payload FROM ops"
+        f" WHERE {where} ORDER BY hlc, op_id",
+        params,
     ):
         yield {
             "op_id": op_id,
@@ -58,7 +67,7 @@ def rebuild(conn: sqlite3.Connection) -> sqlite3.Connection:
     state = StateStore(scratch)
     scratch.execute("BEGIN")
     for op in iter_ops(conn):
-        apply_op(state, op)
+        apply_op(state, op, lenient=True)
     scratch.execute("COMMIT")
     return scratch
 
