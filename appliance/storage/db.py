@@ -121,12 +121,19 @@ def _m5_print_queue(db: sqlite_utils.Database) -> None:
     create(db)
 
 
+def _m6_lan(db: sqlite_utils.Database) -> None:
+    from appliance.lan.schema import create
+
+    create(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_identity_and_indexes,
     _m3_payments,
     _m4_sync,
     _m5_print_queue,
+    _m6_lan,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
