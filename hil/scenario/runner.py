@@ -1,0 +1,114 @@
+"""Run scenarios on a tier: bounded in time, a result per step with timings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hil.scenario.format import Scenario
+from hil.scenario.tiers import TIER_CLASSES, StepFailed
+
+
+@dataclass
+class StepResult:
+    title: str
+    line: int
+    ok: bool
+    seconds: float
+    detail: Any = None
+    error: str | None = None
+    expected: Any = None
+    got: Any = None
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    tier: str
+    ok: bool = False
+    seconds: float = 0.0
+    steps: list[StepResult] = field(default_factory=list)
+    error: str | None = None
+    receipts: list[str] = field(default_factory=list)
+
+
+async def run_scenario(scenario: Scenario, tier_name: str) -> ScenarioResult:
+    result = ScenarioResult(scenario, tier_name)
+    tier_class = TIER_CLASSES.get(tier_name)
+    if tier_class is None:
+        result.error = (
+            f"tier {tier_name!r} is not available in this build "
+            f"(available: {', '.join(TIER_CLASSES)})"
+        )
+        return result
+    started = time.monotonic()
+    tier = tier_class(scenario)
+    try:
+        await asyncio.wait_for(tier.start(), timeout=60)
+    except Exception as exc:
+        result.error = f"{tier_name} tier did not start: {exc}"
+        return result
+    try:
+        for step in scenario.steps:
+            left = scenario.timeout_s - (time.monotonic() - started)
+            if left <= 0:
+                result.error = f"scenario exceeded its {scenario.timeout_s:g} s bound"
+                break
+            t0 = time.monotonic()
+            try:
+                detail = await asyncio.wait_for(
+                    tier.run_step(step), timeout=min(step.timeout_s, left)
+                )
+                result.steps.append(
+                    StepResult(step.title, step.line, True, time.monotonic() - t0, detail)
+                )
+            except TimeoutError:
+                result.steps.append(
+                    StepResult(
+                        step.title,
+                        step.line,
+                        False,
+                        time.monotonic() - t0,
+                        error=f"timed out after {min(step.timeout_s, left):g} s",
+                    )
+                )
+                break
+            except StepFailed as exc:
+                result.steps.append(
+                    StepResult(
+                        step.title,
+                        step.line,
+                        False,
+                        time.monotonic() - t0,
+                        error=str(exc),
+                        expected=exc.expected,
+                        got=exc.got,
+                    )
+                )
+                break
+            except Exception as exc:
+                result.steps.append(
+                    StepResult(
+                        step.title,
+                        step.line,
+                        False,
+                        time.monotonic() - t0,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                )
+                break
+    finally:
+        result.receipts = list(tier.receipts)
+        try:
+            await asyncio.wait_for(tier.stop(), timeout=30)
+        except Exception as exc:
+            result.error = result.error or f"tier did not stop cleanly: {exc}"
+    result.seconds = time.monotonic() - started
+    result.ok = (
+        result.error is None
+        and len(result.steps) == len(scenario.steps)
+        and all(s.ok for s in result.steps)
+    )
+    return result

@@ -1,0 +1,123 @@
+"""The HIL scenario format and runner: broken files, timeouts, bounds, reports, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hil.scenario.format import ScenarioError, load_scenario
+from hil.scenario.report import write_report
+from hil.scenario.runner import run_scenario
+from tests.conftest import VENV_BIN
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "hil" / "scenarios"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ('name = "x"\n[[step]]\nscan = "1"\n[[step]]\nfly = 3\n', 4, "exactly one action"),
+        ('name = "x"\n\n[[step]]\nscan = 5\n', 4, "scan: must be a str"),
+        ('name = "x"\n[[step]]\nscan = "1"\ncolour = "red"\n', 4, "unknown option 'colour'"),
+        ('name = "x"\nspeed = 3\n[[step]]\nscan = "1"\n', 2, "unknown key 'speed'"),
+        ('name = "x"\n[[step]\nscan = "1"\n', 2, "not valid TOML"),
+        ('[[step]]\nscan = "1"\n', 1, "'name' is required"),
+        ('name = "x"\ntiers = ["cloud"]\n[[step]]\nscan = "1"\n', 2, "'tiers' must list"),
+        ('name = "x"\n[setup]\nfloat = 3\n[[step]]\nscan = "1"\n', 3, "setup.float"),
+    ],
+)
+def test_broken_scenario_names_file_line_and_problem(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
+    file = tmp_path / "bad.scenario.toml"
+    file.write_text(text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(file)
+    assert err.value.file == file
+    assert err.value.line == line, err.value
+    assert problem in err.value.problem
+    assert str(err.value).startswith(f"{file}:{line}: ")
+
+
+def test_terminal_that_never_answers_fails_that_step_with_a_timeout(tmp_path: Path) -> None:
+    file = tmp_path / "hang.scenario.toml"
+    file.write_text(
+        'name = "terminal hangs"\ntiers = ["inprocess"]\n[setup]\nshift_float_minor = 0\n'
+        '[[step]]\nscan = "BAG"\n'
+        '[[step]]\npay_card = "hang"\ntimeout_s = 2\n'
+        '[[step]]\nexpect_sale = { status = "completed" }\n'
+    )
+    result = asyncio.run(run_scenario(load_scenario(file), "inprocess"))
+    assert not result.ok
+    assert [s.ok for s in result.steps] == [True, False]
+    assert "timed out after 2 s" in (result.steps[1].error or "")
+    assert result.seconds < 15
+
+
+def test_scenario_bound_stops_a_long_scenario(tmp_path: Path) -> None:
+    file = tmp_path / "slow.scenario.toml"
+    file.write_text(
+        'name = "slow"\ntimeout_s = 1\ntiers = ["inprocess"]\n'
+        "[[step]]\nwait_s = 0.6\n[[step]]\nwait_s = 0.6\n[[step]]\nwait_s = 0.6\n"
+    )
+    result = asyncio.run(run_scenario(load_scenario(file), "inprocess"))
+    assert not result.ok
+    assert result.seconds < 5
+
+
+def test_unsupported_step_fails_saying_so(tmp_path: Path) -> None:
+    file = tmp_path / "sync.scenario.toml"
+    file.write_text('name = "x"\ntiers = ["virtual"]\n[[step]]\nbackoffice = "down"\n')
+    result = asyncio.run(run_scenario(load_scenario(file), "virtual"))
+    assert not result.ok
+    assert "not available on the virtual tier" in (result.steps[0].error or "")
+
+
+def test_unknown_tier_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / "cash-sale.scenario.toml")
+    result = asyncio.run(run_scenario(scenario, "bench"))
+    assert not result.ok and "not available in this build" in (result.error or "")
+
+
+def test_report_has_steps_timings_and_diffs(tmp_path: Path) -> None:
+    file = tmp_path / "wrong.scenario.toml"
+    file.write_text(
+        'name = "wrong total"\ntiers = ["inprocess"]\n'
+        '[[step]]\nscan = "BAG"\n[[step]]\nexpect_cart = { total_minor = 1 }\n'
+        '[[step]]\nscan = "BAG"\n'
+    )
+    result = asyncio.run(run_scenario(load_scenario(file), "inprocess"))
+    out = tmp_path / "report.html"
+    write_report([result], out)
+    html = out.read_text()
+    assert "FAIL wrong total" in html
+    assert "total_minor: expected 1, got 20" in html
+    assert "not run" in html  # the step after the failure
+
+
+def test_hil_run_cli_exit_codes(tmp_path: Path) -> None:
+    ok = subprocess.run(
+        [
+            str(VENV_BIN / "hil"),
+            "run",
+            str(SCENARIOS / "misread-and-park.scenario.toml"),
+            "--report",
+            str(tmp_path / "r.html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "1 passed, 0 failed" in ok.stdout
+    assert (tmp_path / "r.html").exists()
+    bad = tmp_path / "bad.scenario.toml"
+    bad.write_text('name = "x"\n[[step]]\nnope = 1\n')
+    broken = subprocess.run(
+        [str(VENV_BIN / "hil"), "run", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert broken.returncode == 2
+    assert f"{bad}:2: step 1 must have exactly one action" in broken.stderr
