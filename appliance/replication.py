@@ -21,7 +21,7 @@ from appliance.hlc import Timestamp
 from appliance.reducer import Op, apply_op, apply_refund_effect
 from appliance.register import Register
 from appliance.storage.db import transaction
-from appliance.storage.oplog import iter_ops
+from appliance.storage.oplog import insert_op, iter_ops
 
 REQUIRED = ("op_id", "register_id", "hlc", "kind", "payload")
 
@@ -81,18 +81,7 @@ def apply_remote(register: Register, ops: Iterable[Any]) -> int:
                 exists = conn.execute("SELECT 1 FROM ops WHERE op_id = ?", (op["op_id"],))
                 if exists.fetchone():
                     continue
-                conn.execute(
-                    "INSERT INTO ops (op_id, register_id, hlc, sale_id, kind, payload)"
-                    " VALUES (?,?,?,?,?,?)",
-                    (
-                        op["op_id"],
-                        op["register_id"],
-                        op["hlc"],
-                        op["sale_id"],
-                        op["kind"],
-                        json.dumps(op["payload"], sort_keys=True, separators=(",", ":")),
-                    ),
-                )
+                insert_op(conn, op)
                 new += 1
                 register.hlc.observe(op["hlc"])
                 sale_id = op["sale_id"]

@@ -19,21 +19,25 @@ from appliance.storage.db import STATE_TABLES, connect, migrate
 from appliance.storage.state import StateStore
 
 
+def insert_op(conn: sqlite3.Connection, op: Op) -> None:
+    """Append one op to the log (the caller holds the transaction)."""
+    conn.execute(
+        "INSERT INTO ops (op_id, register_id, hlc, sale_id, kind, payload) VALUES (?,?,?,?,?,?)",
+        (
+            op["op_id"],
+            op["register_id"],
+            op["hlc"],
+            op.get("sale_id"),
+            op["kind"],
+            json.dumps(op["payload"], sort_keys=True, separators=(",", ":")),
+        ),
+    )
+
+
 def append(conn: sqlite3.Connection, state: StateStore, ops: Iterable[Op]) -> None:
     """Insert and apply operations; the caller holds the transaction."""
     for op in ops:
-        conn.execute(
-            "INSERT INTO ops (op_id, register_id, hlc, sale_id, kind, payload)"
-            " VALUES (?,?,?,?,?,?)",
-            (
-                op["op_id"],
-                op["register_id"],
-                op["hlc"],
-                op.get("sale_id"),
-                op["kind"],
-                json.dumps(op["payload"], sort_keys=True, separators=(",", ":")),
-            ),
-        )
+        insert_op(conn, op)
         apply_op(state, op)
 
 

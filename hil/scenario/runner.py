@@ -57,47 +57,22 @@ async def run_scenario(scenario: Scenario, tier_name: str) -> ScenarioResult:
                 result.error = f"scenario exceeded its {scenario.timeout_s:g} s bound"
                 break
             t0 = time.monotonic()
+            bound = min(step.timeout_s, left)
+            ok, detail, error, expected, got = True, None, None, None, None
             try:
-                detail = await asyncio.wait_for(
-                    tier.run_step(step), timeout=min(step.timeout_s, left)
-                )
-                result.steps.append(
-                    StepResult(step.title, step.line, True, time.monotonic() - t0, detail)
-                )
+                detail = await asyncio.wait_for(tier.run_step(step), timeout=bound)
             except TimeoutError:
-                result.steps.append(
-                    StepResult(
-                        step.title,
-                        step.line,
-                        False,
-                        time.monotonic() - t0,
-                        error=f"timed out after {min(step.timeout_s, left):g} s",
-                    )
-                )
-                break
+                ok, error = False, f"timed out after {bound:g} s"
             except StepFailed as exc:
-                result.steps.append(
-                    StepResult(
-                        step.title,
-                        step.line,
-                        False,
-                        time.monotonic() - t0,
-                        error=str(exc),
-                        expected=exc.expected,
-                        got=exc.got,
-                    )
+                ok, error, expected, got = False, str(exc), exc.expected, exc.got
+            except Exception as exc:  # a tier bug fails the step, not the run
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+            result.steps.append(
+                StepResult(
+                    step.title, step.line, ok, time.monotonic() - t0, detail, error, expected, got
                 )
-                break
-            except Exception as exc:
-                result.steps.append(
-                    StepResult(
-                        step.title,
-                        step.line,
-                        False,
-                        time.monotonic() - t0,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                )
+            )
+            if not ok:
                 break
     finally:
         result.receipts = list(tier.receipts)

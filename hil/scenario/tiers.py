@@ -53,6 +53,8 @@ class Tier:
 
     name = "tier"
 
+    client: Any  # an httpx.AsyncClient on the register's API, set by start()
+
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.sale_id: str | None = None
@@ -67,7 +69,14 @@ class Tier:
         raise NotImplementedError
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        raise NotImplementedError
+        """The register's HTTP API, as the sell screen uses it (``self.client``)."""
+        kwargs: Doc = {}
+        if isinstance(body, str):
+            kwargs["content"] = body
+        elif body is not None:
+            kwargs["json"] = body
+        resp = await self.client.request(method, path, **kwargs)
+        return resp.status_code, resp.json()
 
     async def run_step(self, step: Step) -> Any:
         handler = getattr(self, f"step_{step.action}", None)
@@ -231,15 +240,6 @@ class InProcessTier(Tier):
         if self.terminal is not None:
             self.terminal[1].close()
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        kwargs: Doc = {}
-        if isinstance(body, str):
-            kwargs["content"] = body
-        elif body is not None:
-            kwargs["json"] = body
-        resp = await self.client.request(method, path, **kwargs)
-        return resp.status_code, resp.json()
-
     async def step_power_cut(self, step: Step) -> Any:
         # In-process the closest to a cut is dropping the service and opening the
         # same file again; the virtual tier does a real SIGKILL.
@@ -373,15 +373,6 @@ class VirtualTier(Tier):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
-
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        kwargs: Doc = {}
-        if isinstance(body, str):
-            kwargs["content"] = body
-        elif body is not None:
-            kwargs["json"] = body
-        resp = await self.client.request(method, path, **kwargs)
-        return resp.status_code, resp.json()
 
     async def step_power_cut(self, step: Step) -> Any:
         self.proc.send_signal(signal.SIGKILL)
