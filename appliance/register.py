@@ -355,11 +355,14 @@ class Register:
         qty: int = 1,
         weight_g: int | None = None,
         label_price: int | None = None,
+        scanned: str | None = None,
     ) -> SaleDoc:
         """Add a product by barcode or SKU: ``qty`` units, or ``weight_g`` for weighed items.
 
         ``label_price`` is the price printed on a price-embedded label (scale or GS1):
         one item at that price, recorded as an override with the reason "price from label".
+        ``scanned`` is the code as the scanner sent it (a scale label, an AIM-prefixed
+        code), kept on the line so a recorded session can be replayed.
         """
         doc = self._editable(sale_id)
         product = self.lookup(code)
@@ -387,7 +390,7 @@ class Register:
             "no": self._line_no(doc),
             "sku": product["sku"],
             "name": product["name"],
-            "code": code,
+            "code": scanned if scanned is not None else code,
             "unit": unit,
             "qty": quantity,
             "unit_price": product["price"],

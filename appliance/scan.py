@@ -80,14 +80,16 @@ def apply_scan(register: Register, code: str, sale_id: str | None = None) -> Doc
                 f"{product['name']}: the label carries no weight; weigh the item",
                 field="weight_g",
             )
-        sale = register.add_line(sale["id"], product["sku"], weight_g=parsed.weight_g)
+        sale = register.add_line(sale["id"], product["sku"], weight_g=parsed.weight_g, scanned=code)
     elif product["sold_by"] == "weight" and parsed.price_minor is None:  # plain code
         raise ValidationError(
             f"{product['name']} is sold by weight: weigh it or scan its scale label",
             field="weight_g",
         )
     elif parsed.price_minor is not None:
-        sale = register.add_line(sale["id"], product["sku"], label_price=parsed.price_minor)
+        sale = register.add_line(
+            sale["id"], product["sku"], label_price=parsed.price_minor, scanned=code
+        )
     else:
-        sale = register.add_line(sale["id"], product["sku"])
+        sale = register.add_line(sale["id"], product["sku"], scanned=code)
     return {"action": "line", "sale": sale, "line": sale["lines"][-1]}

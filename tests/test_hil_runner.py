@@ -121,3 +121,45 @@ def test_hil_run_cli_exit_codes(tmp_path: Path) -> None:
     )
     assert broken.returncode == 2
     assert f"{bad}:2: step 1 must have exactly one action" in broken.stderr
+
+
+def test_a_recorded_shop_sale_becomes_a_passing_scenario(tmp_path: Path) -> None:
+    """Ring up a sale in one register, capture it from the database, replay it."""
+    from appliance.config import config_from_dict
+    from appliance.register import Register
+    from appliance.scan import apply_scan
+
+    reg = Register(config_from_dict({"register": {"data_dir": str(tmp_path / "shop")}}))
+    from appliance.service import load_demo_catalog
+
+    load_demo_catalog(reg)
+    reg.open_shift(0)
+    sale = apply_scan(reg, "4006381333931")["sale"]
+    apply_scan(reg, "2100002012341", sale["id"])  # bananas, 1.234 kg from a scale label
+    reg.park(sale["id"], "Ms Smith")
+    reg.resume(sale["id"])
+    apply_scan(reg, "BAG", sale["id"])
+    done = reg.add_tender(sale["id"], "cash", 1000)
+    reg.close()
+    out = tmp_path / "captured.scenario.toml"
+    cli = subprocess.run(
+        [
+            str(VENV_BIN / "hil"),
+            "capture-scenario",
+            str(tmp_path / "shop" / "register.db"),
+            "--receipt",
+            done["receipt_no"],
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    scenario = load_scenario(out)
+    actions = [s.action for s in scenario.steps]
+    assert actions == ["scan", "scan", "park", "resume", "scan", "pay_cash", "expect_sale"]
+    assert scenario.steps[1].value == "2100002012341"
+    result = asyncio.run(run_scenario(scenario, "inprocess"))
+    assert result.ok, [(s.title, s.error) for s in result.steps]
