@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_unsupported_step_fails_saying_so(tmp_path: Path) -> None:
 
 def test_unknown_tier_is_an_error_not_a_pass(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / "cash-sale.scenario.toml")
-    result = asyncio.run(run_scenario(scenario, "bench"))
+    result = asyncio.run(run_scenario(scenario, "moon"))
     assert not result.ok and "not available in this build" in (result.error or "")
 
 
@@ -163,3 +164,36 @@ def test_a_recorded_shop_sale_becomes_a_passing_scenario(tmp_path: Path) -> None
     assert scenario.steps[1].value == "2100002012341"
     result = asyncio.run(run_scenario(scenario, "inprocess"))
     assert result.ok, [(s.title, s.error) for s in result.steps]
+
+
+def test_bench_tier_against_a_register_named_in_a_bench_file(
+    tmp_path: Path, register_process: Any
+) -> None:
+    """The bench tier drives whatever register the bench file names (here: a real
+    process on loopback); scan injection through /dev/uinput or a HID gadget fails
+    saying what is missing when the machine has neither."""
+    register_process.start()
+    bench = tmp_path / "bench.toml"
+    bench.write_text(f'[register]\nurl = "{register_process.url}"\n[scanner]\ninject = "api"\n')
+    scenario = load_scenario(SCENARIOS / "misread-and-park.scenario.toml")
+    scenario.tiers = ("bench",)
+    result = asyncio.run(run_scenario(scenario, "bench", bench))
+    assert result.ok, [(s.title, s.error) for s in result.steps]
+    bench.write_text(
+        f'[register]\nurl = "{register_process.url}"\n'
+        '[scanner]\ninject = "hidg"\ndevice = "/nonexistent/hidg0"\n'
+    )
+    result = asyncio.run(run_scenario(scenario, "bench", bench))
+    assert not result.ok
+    assert "HID gadget /nonexistent/hidg0 does not exist" in (result.steps[0].error or "")
+
+
+def test_hid_reports_are_boot_keyboard_press_release_pairs() -> None:
+    from hil.scenario.bench import hid_reports
+
+    data = hid_reports("A1\n")
+    assert len(data) == 6 * 8
+    assert data[0:8] == bytes([0x02, 0, 0x04, 0, 0, 0, 0, 0])  # shift + a
+    assert data[8:16] == bytes(8)
+    assert data[16:24] == bytes([0, 0, 0x1E, 0, 0, 0, 0, 0])  # 1
+    assert data[32:40] == bytes([0, 0, 0x28, 0, 0, 0, 0, 0])  # Enter

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
                 f"not {args.tier}"
             )
             continue
-        result = asyncio.run(run_scenario(scenario, args.tier))
+        bench = Path(args.bench_config) if args.bench_config else None
+        result = asyncio.run(run_scenario(scenario, args.tier, bench))
         results.append(result)
         print(
             f"{'PASS' if result.ok else 'FAIL'} {scenario.name} [{args.tier}] {result.seconds:.2f}s"

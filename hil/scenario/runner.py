@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hil.scenario.format import Scenario
-from hil.scenario.tiers import TIER_CLASSES, StepFailed
+from hil.scenario.tiers import TIER_CLASSES, StepFailed, Tier
 
 
 @dataclass
@@ -34,17 +35,24 @@ class ScenarioResult:
     receipts: list[str] = field(default_factory=list)
 
 
-async def run_scenario(scenario: Scenario, tier_name: str) -> ScenarioResult:
+async def run_scenario(
+    scenario: Scenario, tier_name: str, bench_file: Path | None = None
+) -> ScenarioResult:
     result = ScenarioResult(scenario, tier_name)
     tier_class = TIER_CLASSES.get(tier_name)
-    if tier_class is None:
+    if tier_name == "bench":
+        from hil.scenario.bench import BenchTier
+
+        tier: Tier = BenchTier(scenario, bench_file)
+    elif tier_class is None:
         result.error = (
             f"tier {tier_name!r} is not available in this build "
             f"(available: {', '.join(TIER_CLASSES)})"
         )
         return result
+    else:
+        tier = tier_class(scenario)
     started = time.monotonic()
-    tier = tier_class(scenario)
     try:
         await asyncio.wait_for(tier.start(), timeout=60)
     except Exception as exc:

@@ -85,14 +85,13 @@ class Tier:
         return await handler(step)
 
     # helpers -------------------------------------------------------------------
-    async def _ok(self, method: str, path: str, body: Any = None) -> Doc:
+    async def _ok(self, method: str, path: str, body: Any = None) -> Any:
         status, data = await self.request(method, path, body)
         if status >= 400:
             self.last_error = data.get("error") if isinstance(data, dict) else {"message": data}
             raise StepFailed(f"{method} {path} answered {status}: {data}")
         self.last_error = None
-        result: Doc = data
-        return result
+        return data
 
     async def _setup(self) -> None:
         setup = self.scenario.setup
@@ -103,7 +102,9 @@ class Tier:
             if status != 200:
                 raise StepFailed(f"setup: catalog import failed: {data}")
         if "shift_float_minor" in setup:
-            await self._ok("POST", "/api/shifts", {"float_minor": setup["shift_float_minor"]})
+            _, current = await self.request("GET", "/api/shifts/current")
+            if current is None:  # a bench register may already have its shift open
+                await self._ok("POST", "/api/shifts", {"float_minor": setup["shift_float_minor"]})
 
     # steps -----------------------------------------------------------------------
     async def step_scan(self, step: Step) -> Any:
@@ -172,7 +173,7 @@ class Tier:
         return {"parked": step.value}
 
     async def step_resume(self, step: Step) -> Any:
-        parked: list[Doc] = await self._ok("GET", "/api/sales?status=parked")  # type: ignore[assignment]
+        parked: list[Doc] = await self._ok("GET", "/api/sales?status=parked")
         for sale in parked:
             if sale["name"] == step.value:
                 await self._ok("POST", f"/api/sales/{sale['id']}/resume")
