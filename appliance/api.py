@@ -131,9 +131,14 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await svc.start()
+        from appliance.peripherals import start_scanners
+
+        scanners = await start_scanners(config, svc)
+        app.state.scanners = scanners
         try:
             yield
         finally:
+            await scanners.stop()
             await svc.stop()
 
     app = FastAPI(
@@ -187,6 +192,20 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     @app.get("/health")
     async def health() -> Doc:
         return {"status": "ok", "register_id": config.register.id, "version": __version__}
+
+    @app.get("/api/scanners")
+    async def scanners_status() -> list[Doc]:
+        """Each configured scanner: its last scan and its error, if it stopped."""
+        manager = app.state.scanners
+        return [
+            {
+                "scanner_id": sid,
+                "running": not task.done(),
+                "error": manager.errors.get(sid),
+                "last_scan": manager.last[sid].data if sid in manager.last else None,
+            }
+            for sid, task in manager.tasks.items()
+        ]
 
     @app.get("/api/status")
     async def status() -> Doc:

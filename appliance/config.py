@@ -105,6 +105,13 @@ class BarcodeSection(_Section):
     receipt_prefix: str = Field(default="RCPT", min_length=1, max_length=8)
 
 
+class ScannersSection(_Section):
+    # Scanner profiles (file names in firmware_configs/scanners, or paths) to run;
+    # each scanner is named after its profile. Empty: scans come from the sell
+    # screen and the API only (the simulated default).
+    profiles: list[str] = Field(default_factory=list)
+
+
 with warnings.catch_warnings():
     # `register` is the natural TOML table name; it shadows ABCMeta.register, unused here.
     warnings.filterwarnings("ignore", message='Field name "register"')
@@ -116,6 +123,7 @@ with warnings.catch_warnings():
         http: HttpSection = Field(default_factory=HttpSection)
         demo: DemoSection = Field(default_factory=DemoSection)
         barcodes: BarcodeSection = Field(default_factory=BarcodeSection)
+        scanners: ScannersSection = Field(default_factory=ScannersSection)
 
         # Where the file came from, for relative paths and messages; not a TOML key.
         source: str = Field(default="<defaults>", exclude=True)
