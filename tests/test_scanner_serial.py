@@ -153,3 +153,43 @@ def test_fuzz_framer_never_crashes_or_emits_garbage(chunks: list[bytes], termina
         assert scan and len(scan) <= 512
         assert all(ord(c) >= 0x20 or ord(c) == 0x1D for c in scan)
         assert "\x7f" not in scan
+
+
+def test_hil_record_captures_a_serial_scanner_that_replays(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import time
+
+    bin_dir = Path(sys.executable).parent
+    master, slave = os.openpty()
+    port = os.ttyname(slave)
+    out = tmp_path / "shop.serial"
+    proc = subprocess.Popen(
+        [str(bin_dir / "hil"), "record", "--serial", port, "--seconds", "2", "-o", str(out)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(0.8)
+    os.write(master, b"4006381333931\r")
+    os.write(master, b"BAG\r")
+    assert proc.wait(20) == 0, proc.stderr.read() if proc.stderr else ""
+    os.close(master)
+    os.close(slave)
+    replay = subprocess.run(
+        [str(bin_dir / "hil"), "replay-scanner", str(out)], capture_output=True, text=True
+    )
+    assert replay.stdout.splitlines() == ["4006381333931", "BAG"], replay.stderr
+    assert json.dumps(replay.stdout)  # printable
+
+
+def test_hil_record_evdev_says_what_is_missing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "hil"), "record", "--evdev", "/dev/input/event99",
+         "--seconds", "1", "-o", str(tmp_path / "x.evemu")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "cannot open input device /dev/input/event99" in result.stderr
