@@ -13,9 +13,15 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT="$(pwd)"
 
-# System packages: python venv support, a compiler and kernel headers for evdev,
-# iproute2 for network-namespace tests, PostgreSQL for the back office tests.
-APT_PACKAGES=(python3 python3-venv python3-dev gcc linux-libc-dev iproute2)
+# System packages, one per line with what needs it.
+APT_PACKAGES=(
+    python3
+    python3-venv
+    python3-dev       # headers for evdev's C extension
+    gcc               # evdev's C extension
+    linux-libc-dev    # input-event headers for evdev
+    iproute2          # network-namespace tests (ip netns, veth)
+)
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -26,8 +32,9 @@ if ((${#need_apt[@]})); then
         SUDO=""
         [ "$(id -u)" -eq 0 ] || SUDO="sudo"
         echo "bootstrap: installing system packages: ${need_apt[*]}" >&2
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+        $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install \
+            -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     else
         echo "bootstrap: missing system packages ${need_apt[*]} and no apt-get to install them" >&2
         exit 1

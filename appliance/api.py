@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from appliance import __version__
 from appliance.config import Config
 from appliance.errors import ApplianceError
+from appliance.features import Context, attach_all
 from appliance.money import MAX_AMOUNT, MAX_PERCENT_BP, MAX_QUANTITY, MAX_WEIGHT_G
 from appliance.register import Register
 from appliance.service import RegisterService
@@ -128,16 +129,23 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 def create_app(config: Config, service: RegisterService | None = None) -> FastAPI:
     svc = service or RegisterService(config)
 
+    ctx: Context | None = None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert ctx is not None
         await svc.start()
         from appliance.peripherals import start_scanners
 
         scanners = await start_scanners(config, svc)
         app.state.scanners = scanners
         try:
+            for hook in ctx.starts:
+                await hook()
             yield
         finally:
+            for hook in reversed(ctx.stops):
+                await hook()
             await scanners.stop()
             await svc.stop()
 
@@ -148,6 +156,8 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         description="HTTP JSON API of one register. Money is integer minor units.",
     )
     app.state.service = svc
+    ctx = Context(config=config, service=svc, app=app)
+    app.state.features = ctx
 
     @app.exception_handler(ApplianceError)
     async def _appliance_error(request: Request, exc: ApplianceError) -> JSONResponse:
@@ -415,4 +425,5 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         report: Doc = await call(Register.z_report, number)
         return report
 
+    attach_all(ctx)
     return app

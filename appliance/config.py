@@ -112,6 +112,71 @@ class ScannersSection(_Section):
     profiles: list[str] = Field(default_factory=list)
 
 
+EntryMode = Literal["chip", "contactless"]
+
+
+def _default_entry_modes() -> list[EntryMode]:
+    return ["chip", "contactless"]
+
+
+class OfflineCardSection(_Section):
+    """Offline card acceptance (store-and-forward), decided by the shop in advance.
+
+    Defaults follow the payment products in the field notes: 100.00 per payment
+    (PayAnywhere's cap), 500 stored payments (Moneris Go's record limit), forwarded
+    within 24 h (Square's and Toast's window; Square's hard stop is 72 h), chip and
+    contactless only (Stripe, Adyen: no swipe or keyed). No product names a total,
+    so the stored total defaults to ten per-payment maxima. Manager override of the
+    per-payment maximum is off unless the shop switches it on (Toast asks for one).
+    """
+
+    enabled: bool = False
+    max_amount: int = Field(default=10_000, ge=1, le=10**9)
+    max_total: int = Field(default=100_000, ge=1, le=10**11)
+    max_count: int = Field(default=500, ge=1, le=100_000)
+    max_age_hours: float = Field(default=24.0, gt=0, le=168)
+    entry_modes: list[EntryMode] = Field(default_factory=_default_entry_modes, min_length=1)
+    manager_override: bool = False
+
+
+class PaymentsSection(_Section):
+    """The card terminal (ZVT) and offline card acceptance.
+
+    terminal: "tcp:HOST:PORT" (ZVT over TCP, usually port 20007), "serial:/dev/ttyUSB0"
+    (DLE/STX framing at ``baudrate``), or "" for no terminal (card payments refused).
+    """
+
+    terminal: str = Field(default="", pattern=r"^$|^tcp:[^:]+:\d{1,5}$|^serial:/.+$")
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
+    password: str = Field(default="000000", pattern=r"^\d{6}$")
+    currency: int = Field(default=978, ge=1, le=999, description="ISO 4217 numeric")
+    encoding: Literal["cp437", "iso-8859-1", "iso-8859-15"] = "cp437"
+    # ZVT timeouts: T3 (acknowledge) and T4 (terminal is master: card, PIN, host).
+    t3_seconds: float = Field(default=5.0, gt=0, le=60)
+    t4_seconds: float = Field(default=180.0, gt=0, le=600)
+    # How old the last word about the terminal's host link may be before a payment
+    # asks again (status enquiry), and how often the link is polled while offline.
+    link_check_seconds: float = Field(default=60.0, ge=0, le=3600)
+    poll_seconds: float = Field(default=10.0, gt=0, le=3600)
+    offline: OfflineCardSection = Field(default_factory=OfflineCardSection)
+
+
+class PrinterSection(_Section):
+    """The receipt printer and cash drawer (issue 4)."""
+
+
+class SyncSection(_Section):
+    """Sync with the back office: outbox, offline mode (issue 6)."""
+
+
+class LanSection(_Section):
+    """Serverless sync of saved sales with the store's other registers (issue 7)."""
+
+
+class WebSection(_Section):
+    """The sell screen, the admin panel and their authentication (issue 8)."""
+
+
 with warnings.catch_warnings():
     # `register` is the natural TOML table name; it shadows ABCMeta.register, unused here.
     warnings.filterwarnings("ignore", message='Field name "register"')
@@ -124,6 +189,11 @@ with warnings.catch_warnings():
         demo: DemoSection = Field(default_factory=DemoSection)
         barcodes: BarcodeSection = Field(default_factory=BarcodeSection)
         scanners: ScannersSection = Field(default_factory=ScannersSection)
+        printer: PrinterSection = Field(default_factory=PrinterSection)
+        payments: PaymentsSection = Field(default_factory=PaymentsSection)
+        sync: SyncSection = Field(default_factory=SyncSection)
+        lan: LanSection = Field(default_factory=LanSection)
+        web: WebSection = Field(default_factory=WebSection)
 
         # Where the file came from, for relative paths and messages; not a TOML key.
         source: str = Field(default="<defaults>", exclude=True)

@@ -37,6 +37,9 @@ class RegisterService:
         self._thread: threading.Thread | None = None
         self._register: Register | None = None
         self.groups = 0  # group commits done (for benchmarks and diagnostics)
+        # Run on the register's thread right after it opens, before any request:
+        # features install their in-transaction hooks and listeners here.
+        self.on_open: list[Callable[[Register], None]] = []
 
     @property
     def register(self) -> Register:
@@ -74,6 +77,13 @@ class RegisterService:
         try:
             register = Register(self.config)
         except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, ready, None, exc)
+            return
+        try:
+            for hook in self.on_open:
+                hook(register)
+        except BaseException as exc:
+            register.close()
             loop.call_soon_threadsafe(_settle, ready, None, exc)
             return
         loop.call_soon_threadsafe(_settle, ready, register, None)

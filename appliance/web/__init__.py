@@ -1,0 +1,1 @@
+"""The sell screen and the admin panel (issue 8)."""
