@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from appliance.api import create_app
     from appliance.errors import ApplianceError
+    from appliance.server import NotifyingServer
 
     host = args.host or config.http.host
     port = args.port if args.port is not None else config.http.port
@@ -39,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
             f"http://{host}:{port}/",
             file=sys.stderr,
         )
-        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+        server = NotifyingServer(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"),
+            f"register {config.register.id} ready on http://{host}:{port}/",
+            app.state.service,
+        )
+        server.run()
     except ApplianceError as exc:
         print(f"appliance: {exc}", file=sys.stderr)
         return 1
