@@ -1,7 +1,8 @@
 """`appliance firstboot`: the first-boot file on the data partition becomes the config.
 
-Run once by appliance-firstboot.service before the register starts; see
-appliance/firstboot.py for the file and what is written.
+An appliance's register service does this itself on its first start (``appliance run
+--first-boot FILE``); this command is the same step on its own, for installers and
+for checking a file. See appliance/firstboot.py for the file and what is written.
 """
 
 from __future__ import annotations
@@ -27,17 +28,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def firstboot(args: argparse.Namespace) -> int:
+    return first_boot(Path(args.source), Path(args.data_dir))
+
+
+def first_boot(source: Path, data_dir: Path) -> int:
+    """Apply the first-boot file, report what happened; 1 (nothing written) when invalid."""
     from appliance.errors import ConfigError
     from appliance.firstboot import apply_first_boot
 
     try:
-        result = apply_first_boot(Path(args.source), Path(args.data_dir))
+        result = apply_first_boot(source, data_dir)
     except ConfigError as exc:
         print(f"appliance firstboot: nothing written:\n{exc.message}", file=sys.stderr)
         return 1
     messages = {
-        "configured": f"wrote {result.config_path} from {args.source}",
-        "defaults": f"no {args.source}: wrote {result.config_path} with the defaults",
+        "configured": f"wrote {result.config_path} from {source}",
+        "defaults": f"no {source}: wrote {result.config_path} with the defaults",
         "already-configured": f"{result.config_path} exists: nothing to do",
     }
     print(f"appliance firstboot: {messages[result.action]}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from appliance.commands._common import add_config_args, load
 
@@ -13,10 +14,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_args(parser)
     parser.add_argument("--host", help="override http.host")
     parser.add_argument("--port", type=int, help="override http.port")
+    parser.add_argument(
+        "--first-boot",
+        metavar="FILE",
+        help="when the --config file does not exist yet, write it from this first-boot "
+        "file (see `appliance firstboot`) before starting",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.first_boot and args.config and not Path(args.config).exists():
+        # An appliance's first start: one process instead of two (start-up is slow
+        # on small boxes), the same code as `appliance firstboot`.
+        from appliance.commands.firstboot import first_boot
+
+        if first_boot(Path(args.first_boot), Path(args.config).parent) != 0:
+            return 1
     config = load(args)
     if config is None:
         return 2

@@ -1,0 +1,122 @@
+"""The full-system HIL stage, set up in one call: image, data disk, terminal, VM.
+
+    stage = await open_stage(workdir)          # builds or reuses the cached image
+    await stage.vm.boot()                      # READY from the register itself
+    await stage.vm.type_scan("4006381333931")  # the USB keyboard-wedge scanner
+    await stage.terminal.control({"cmd": "outcome", "spec": "approve"})
+    await stage.vm.power_cut(); await stage.vm.boot()
+    await stage.close()
+
+The terminal is the host's ZVT simulator (``hil terminal --pty --control``) as its own
+process; its pty is the guest's USB-serial adapter (/dev/ttyUSB0, stable name
+/dev/appliance/serial-<port> from firmware_configs/udev/62-appliance-serial.rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hil.qemu.image import Image, Progress, ensure_image, make_data_disk
+from hil.qemu.machine import QemuAppliance, QemuError
+
+# The register the stage boots: the first-boot file a shop's installer would write.
+# Its scanner is QEMU's USB keyboard (profile shipped with the rig's guest files).
+HIL_FIRSTBOOT = """\
+[store]
+id = "hilstore"
+name = "HIL Shop"
+receipt_header = ["HIL Shop", "QEMU stage"]
+
+[register]
+id = "Q1"
+name = "QEMU register"
+
+[pairing]
+code = "HIL-0001"
+
+[scanners]
+profiles = ["/usr/local/lib/appliance-hil/qemu-usb-keyboard.toml"]
+"""
+# Where the guest sees the terminal: the USB-serial adapter on the xHCI's first port.
+GUEST_TERMINAL = "/dev/ttyUSB0"
+
+
+class TerminalProcess:
+    """``hil terminal --pty --control``: the ZVT simulator as a separate host process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, pty: str, control: tuple[str, int]):
+        self.proc, self.pty, self.control_address = proc, pty, control
+
+    @classmethod
+    async def start(cls, *outcomes: str) -> TerminalProcess:
+        args = [sys.executable, "-m", "hil.cli", "terminal", "--pty", "--control", "127.0.0.1:0"]
+        for outcome in outcomes:
+            args += ["--outcome", outcome]
+        proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            pty = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+            control = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+        except TimeoutError:
+            proc.kill()
+            raise QemuError("hil terminal did not report its pty within 30 s") from None
+        if not pty.startswith("/dev/") or len(control) != 2:
+            proc.kill()
+            raise QemuError(f"hil terminal: unexpected output {pty!r} {control!r}")
+        host, port = control[1].rsplit(":", 1)
+        return cls(proc, pty, (host, int(port)))
+
+    async def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One command on the simulator's control channel (see hil/zvt_sim/server.py)."""
+        reader, writer = await asyncio.open_connection(*self.control_address)
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            answer: dict[str, Any] = json.loads(await asyncio.wait_for(reader.readline(), 10))
+        finally:
+            writer.close()
+        return answer
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+@dataclass
+class Stage:
+    vm: QemuAppliance
+    terminal: TerminalProcess
+    image: Image
+
+    async def close(self) -> None:
+        try:
+            await self.vm.shutdown(timeout=30)
+        finally:
+            await self.terminal.stop()
+
+
+async def open_stage(
+    workdir: Path,
+    image: Image | None = None,
+    firstboot: str = HIL_FIRSTBOOT,
+    progress: Progress | None = None,
+    data_mib: int = 256,
+) -> Stage:
+    """Everything but the boot: the image (cached), a fresh data disk, the terminal."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if image is None:
+        image = await asyncio.to_thread(ensure_image, None, False, progress)
+    disk = make_data_disk(workdir / "data.img", data_mib, {"firstboot.toml": firstboot})
+    terminal = await TerminalProcess.start()
+    vm = QemuAppliance(image, workdir, disk, terminal_pty=terminal.pty)
+    return Stage(vm, terminal, image)

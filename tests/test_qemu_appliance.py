@@ -1,0 +1,302 @@
+"""Full-system HIL stage: the appliance image booted in QEMU with virtual peripherals.
+
+A real kernel, systemd and udev run the register from the image's read-only layers;
+its database is on a separate data disk. The scanner is QEMU's USB keyboard typed
+into through QMP, the card terminal the host's ZVT simulator on the guest's USB-serial
+adapter, the printer a USB printer gadget inside the guest relayed to the host, the
+API forwarded to 127.0.0.1. The image is built by the first run (minutes) and cached
+under ~/.cache/register-appliance/image, keyed by its inputs.
+
+Set APPLIANCE_SKIP_QEMU=1 to leave this stage out of a quick local run (it says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from hil.qemu.machine import GuestResult
+from hil.qemu.stage import GUEST_TERMINAL, Stage, open_stage
+
+T = TypeVar("T")
+VENV = "/opt/register-appliance/venv/bin"
+CONFIG = "/var/lib/register-appliance/register.toml"
+SCANS = ["4006381333931", "2100002012341", "BAG"]  # coffee, bananas 1.234 kg, bag: 765
+TOTAL = 765
+STAGE_BUDGET_S = 600  # everything in this module, cold cache included, is bounded
+
+pytestmark = pytest.mark.slow
+
+
+def _missing() -> str | None:
+    if os.environ.get("APPLIANCE_SKIP_QEMU"):
+        return "APPLIANCE_SKIP_QEMU is set"
+    if os.geteuid() != 0:
+        return "the QEMU stage builds its image as root (debootstrap, chroot, mounts)"
+    for tool in ("qemu-system-x86_64", "debootstrap", "mksquashfs"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing: run ./bootstrap.sh setup"
+    return None
+
+
+class Runner:
+    """One event loop for the module: the VM's channels live across tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.started = time.monotonic()
+
+    def __call__(self, coro: Awaitable[T], timeout: float = 300) -> T:
+        left = STAGE_BUDGET_S - (time.monotonic() - self.started)
+        if left <= 0:
+            raise AssertionError(f"the QEMU stage ran past its {STAGE_BUDGET_S} s budget")
+        return self.loop.run_until_complete(asyncio.wait_for(coro, min(timeout, left)))
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[Runner]:
+    runner = Runner()
+    yield runner
+    runner.loop.close()
+
+
+@pytest.fixture(scope="module")
+def say(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Print past pytest's capture: the image build and the stage's figures show live."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+
+    def emit(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(message) if reporter else print(message, flush=True)
+
+    return emit
+
+
+@pytest.fixture(scope="module")
+def stage(
+    run: Runner, say: Callable[[str], None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stage]:
+    missing = _missing()
+    if missing:
+        if os.environ.get("APPLIANCE_SKIP_QEMU"):
+            pytest.skip(missing)
+        pytest.fail(f"the full-system HIL stage cannot run: {missing}")
+    t0 = time.monotonic()
+    stage = run(open_stage(tmp_path_factory.mktemp("qemu"), progress=say), timeout=STAGE_BUDGET_S)
+    image = stage.image
+    origin = f"built in {image.built_s:.0f} s" if image.built_s > 1 else "from the cache"
+    say(f"qemu stage: image {image.size_bytes() / 2**20:.0f} MiB (kernel {image.kernel_version}, "
+        f"app {image.app_key}, base {image.base_key}); {origin}")  # fmt: skip
+    try:
+        boot_s = run(stage.vm.boot(timeout=180), timeout=200)
+        say(f"qemu stage: boot to READY {boot_s:.1f} s ({stage.vm.accel})")
+        yield stage
+    finally:
+        run(stage.close(), timeout=60)
+        say(f"qemu stage: {time.monotonic() - t0:.0f} s in all; boots: "
+            + ", ".join(f"{b:.1f} s" for b in stage.vm.boots))  # fmt: skip
+
+
+def api(stage: Stage, method: str, path: str, body: Any = None) -> Any:
+    resp = httpx.request(method, stage.vm.api + path, json=body, timeout=30)
+    assert resp.status_code < 400, f"{method} {path}: {resp.status_code} {resp.text}"
+    return resp.json()
+
+
+def guest(run: Runner, stage: Stage, argv: list[str], timeout: float = 60) -> GuestResult:
+    return run(stage.vm.run(argv, timeout=timeout), timeout=timeout + 20)
+
+
+def as_register_user(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "appliance", "--", *argv]
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
+    """Poll the register's API (the scan arrives from the keyboard, not from us)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def open_sale_with(stage: Stage, lines: int) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        for sale in api(stage, "GET", "/api/sales?status=open"):
+            if len([x for x in sale["lines"] if not x.get("voided")]) >= lines:
+                return dict(sale)
+        return None
+
+    return check
+
+
+def scan_and_wait(run: Runner, stage: Stage, code: str, lines: int) -> dict[str, Any]:
+    run(stage.vm.type_scan(code), timeout=30)
+    return wait_for(open_sale_with(stage, lines), f"scan {code} as line {lines}")
+
+
+# --------------------------------------------------------------------------------------
+def test_boot_applies_first_boot_file_on_read_only_layers(run: Runner, stage: Stage) -> None:
+    status = api(stage, "GET", "/api/status")
+    assert (status["register_id"], status["store_id"]) == ("Q1", "hilstore")
+    pairing = guest(run, stage, ["cat", "/var/lib/register-appliance/pairing.toml"])
+    assert 'code = "HIL-0001"' in pairing.stdout
+    owner = guest(run, stage, ["stat", "-c", "%U %a", "/var/lib/register-appliance/data"])
+    assert owner.stdout.split()[0] == "appliance"
+    mounts = guest(run, stage, ["cat", "/proc/mounts"]).stdout
+    root = next(line for line in mounts.splitlines() if line.split()[1] == "/")
+    assert (
+        root.startswith("overlay / overlay")
+        and "lowerdir=/run/appliance/layers/0:/run/appliance/layers/1" in root
+    )
+    assert re.search(r"^/dev/vd[ab] /run/appliance/layers/\d squashfs ro", mounts, re.M), mounts
+    data = next(line for line in mounts.splitlines() if "/var/lib/register-appliance" in line)
+    assert data.startswith("/dev/vdc /var/lib/register-appliance ext4 rw"), data
+
+
+def test_units_verify_and_hardening_in_the_guest(
+    run: Runner, stage: Stage, say: Callable[[str], None]
+) -> None:
+    verify = guest(run, stage, ["systemd-analyze", "verify", "appliance-register.service",
+                                "appliance-backoffice.service"])  # fmt: skip
+    assert verify.rc == 0, verify.stderr
+    security = guest(run, stage, ["systemd-analyze", "security", "--no-pager",
+                                  "appliance-register.service"])  # fmt: skip
+    exposure = re.search(r"Overall exposure level for appliance-register\.service: ([\d.]+)",
+                         security.stdout)  # fmt: skip
+    assert exposure, security.stdout[-500:]
+    say(f"qemu stage: systemd-analyze security appliance-register.service: {exposure.group(1)}")
+    assert float(exposure.group(1)) <= 2.0
+    show = guest(run, stage, ["systemctl", "show", "appliance-register.service", "-p",
+                              "Type,User,WatchdogUSec,Restart,NRestarts,ActiveState"])  # fmt: skip
+    props = dict(line.split("=", 1) for line in show.stdout.split())
+    assert props["Type"] == "notify" and props["User"] == "appliance"
+    assert props["WatchdogUSec"] == "30s" and props["Restart"] == "always"
+    assert props["ActiveState"] == "active"
+
+
+def test_udev_gives_the_register_its_devices(run: Runner, stage: Stage) -> None:
+    scanner = guest(run, stage, ["stat", "-L", "-c", "%G %a", "/dev/hil-scanner"])
+    assert scanner.stdout.split() == ["appliance", "660"], scanner
+    serial = guest(run, stage, ["sh", "-c", "for l in /dev/appliance/serial-*; do "
+                                "echo $l $(readlink -f $l) $(stat -L -c %G $l); done"])  # fmt: skip
+    fields = serial.stdout.split()
+    assert len(fields) == 3 and fields[1] == GUEST_TERMINAL and fields[2] == "appliance", serial
+    scanners = api(stage, "GET", "/api/scanners")
+    assert scanners and scanners[0]["running"] and scanners[0]["error"] is None, scanners
+
+
+PAY_BY_CARD = """
+import asyncio, json, sys
+from drivers.zvt.client import ZvtClient
+from drivers.zvt.transport import open_serial
+async def main():
+    client = ZvtClient(await open_serial(sys.argv[1], 9600))
+    try:
+        r = await client.authorize(int(sys.argv[2]))
+    finally:
+        await client.close()
+    print(json.dumps({"outcome": r.outcome, "receipt_no": r.receipt_no,
+                      "pan_masked": r.pan_masked, "terminal_id": r.terminal_id}))
+asyncio.run(main())
+"""
+
+PRINT_USB = """
+import sys, usb.core, usb.util
+from escpos.printer import Usb
+dev = usb.core.find(idVendor=0x04B8, idProduct=0x0202)
+intf = dev.get_active_configuration()[(0, 0)]
+eps = {usb.util.endpoint_direction(e.bEndpointAddress): e.bEndpointAddress for e in intf}
+p = Usb(0x04B8, 0x0202, in_ep=eps[usb.util.ENDPOINT_IN], out_ep=eps[usb.util.ENDPOINT_OUT],
+        profile="TM-T88V")
+p.hw("INIT")
+p.text(sys.argv[1] + "\\n")
+p.cut()
+p.close()
+"""
+
+
+def test_end_to_end_scans_card_payment_receipt(run: Runner, stage: Stage) -> None:
+    if api(stage, "GET", "/api/shifts/current") is None:
+        api(stage, "POST", "/api/shifts", {"float_minor": 10_000})
+    for n, code in enumerate(SCANS, start=1):
+        sale = scan_and_wait(run, stage, code, n)
+    assert [x["sku"] for x in sale["lines"]] == ["COFFEE-250", "BANANAS", "BAG"]
+    assert sale["totals"]["total"] == TOTAL
+
+    # The card payment: ZVT over the guest's USB-serial adapter to the host's simulator,
+    # run as the register's user (udev gave it the port).
+    port = guest(run, stage, ["sh", "-c", "ls /dev/appliance/serial-*"]).stdout.split()[0]
+    paid = guest(run, stage, as_register_user([f"{VENV}/python", "-c", PAY_BY_CARD, port,
+                                               str(TOTAL)]), timeout=90)  # fmt: skip
+    assert paid.rc == 0, paid.stderr
+    card = json.loads(paid.stdout)
+    assert card["outcome"] == "approved" and card["receipt_no"], card
+    assert card["pan_masked"] and "*" in card["pan_masked"]
+    done = api(stage, "POST", f"/api/sales/{sale['id']}/tenders",
+               {"kind": "card", "amount_minor": TOTAL,
+                "reference": f"zvt receipt {card['receipt_no']}"})  # fmt: skip
+    assert done["status"] == "completed" and done["receipt_no"]
+
+    # The receipt through the guest's USB stack to the printer gadget, relayed out.
+    text = f"HIL Shop receipt {done['receipt_no']} total {TOTAL}"
+    printed = guest(run, stage, [f"{VENV}/python", "-c", PRINT_USB, text], timeout=60)
+    assert printed.rc == 0, printed.stderr
+    data = run(stage.vm.wait_printer(lambda b: b"\x1dV" in b, timeout=30), timeout=40)
+    assert data.startswith(b"\x1b@") and text.encode() in data
+
+    # The sale, as the back office or another register would read it.
+    final = api(stage, "GET", f"/api/receipts/{done['receipt_no']}")
+    assert final["status"] == "completed" and [t["kind"] for t in final["tenders"]] == ["card"]
+    assert final["totals"]["total"] == TOTAL
+
+
+def test_power_cut_mid_sale_loses_nothing_completed(
+    run: Runner, stage: Stage, say: Callable[[str], None]
+) -> None:
+    if api(stage, "GET", "/api/shifts/current") is None:
+        api(stage, "POST", "/api/shifts", {"float_minor": 0})
+    for n, code in enumerate(SCANS, start=1):
+        sale = scan_and_wait(run, stage, code, n)
+    paid = api(stage, "POST", f"/api/sales/{sale['id']}/tenders",
+               {"kind": "cash", "amount_minor": 1000})  # fmt: skip
+    assert paid["status"] == "completed"
+    completed = {s["id"]: s["receipt_no"] for s in api(stage, "GET", "/api/sales?status=completed")}
+    assert completed[sale["id"]] == paid["receipt_no"]
+
+    # The next customer: two scans acknowledged, the plug pulled while the third is typed.
+    scan_and_wait(run, stage, SCANS[0], 1)
+    acked = scan_and_wait(run, stage, SCANS[2], 2)
+
+    async def cut_while_typing() -> None:
+        typing = asyncio.create_task(stage.vm.type_scan("4001686301265"))
+        await asyncio.sleep(0.1)
+        await stage.vm.power_cut()
+        typing.cancel()
+        await asyncio.gather(typing, return_exceptions=True)
+
+    run(cut_while_typing(), timeout=30)
+    boot_s = run(stage.vm.boot(timeout=180), timeout=200)
+    say(f"qemu stage: boot to READY after the power cut {boot_s:.1f} s")
+
+    after = {s["id"]: s["receipt_no"] for s in api(stage, "GET", "/api/sales?status=completed")}
+    assert after == completed  # every completed sale, with its receipt number
+    resumed = api(stage, "GET", f"/api/sales/{acked['id']}")
+    assert resumed["status"] == "open"
+    kept = [x["id"] for x in resumed["lines"]]
+    assert kept[:2] == [x["id"] for x in acked["lines"]]  # acknowledged lines survive
+    check = guest(run, stage, as_register_user([f"{VENV}/appliance", "db", "check", "--config",
+                                                CONFIG]), timeout=120)  # fmt: skip
+    assert check.rc == 0 and "OK" in check.stdout, check.stdout + check.stderr
