@@ -21,6 +21,17 @@ APT_PACKAGES=(
     gcc               # evdev's C extension
     linux-libc-dev    # input-event headers for evdev
     iproute2          # network-namespace tests (ip netns, veth)
+    systemd           # systemd-analyze verify/security of the units (tests/test_systemd_units.py)
+    cage              # the kiosk unit's compositor (systemd-analyze verify checks ExecStart)
+    chromium          # the kiosk unit's browser
+    qemu-system-x86   # full-system HIL stage: boots the appliance image (hil/qemu)
+    debootstrap       # the image's Debian base layer
+    squashfs-tools    # the image's read-only layers (mksquashfs)
+    busybox-static    # the image's initramfs
+    kmod              # depmod/modprobe for the image's kernel modules
+    cpio              # packs the initramfs
+    zstd              # compresses the initramfs
+    e2fsprogs         # the data partition (mkfs.ext4 -d)
 )
 
 need_apt=()
