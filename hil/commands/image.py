@@ -36,5 +36,6 @@ def _build(args: argparse.Namespace) -> int:
     print(f"initrd  {image.initrd}")
     for layer in image.layers:
         print(f"layer   {layer}  ({layer.stat().st_size / 2**20:.0f} MiB)")
-    print(f"size    {image.size_bytes() / 2**20:.0f} MiB; built in {image.built_s:.1f} s")
+    what = " and ".join(image.built) + " layer built" if image.built else "all from the cache"
+    print(f"size    {image.size_bytes() / 2**20:.0f} MiB; {what} in {image.built_s:.1f} s")
     return 0

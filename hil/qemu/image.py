@@ -88,7 +88,8 @@ class Image:
     kernel_version: str
     base_key: str
     app_key: str
-    built_s: float  # seconds this call spent building (0 when all came from the cache)
+    built_s: float  # seconds this call took (hashing the inputs, building what was missing)
+    built: tuple[str, ...] = ()  # the layers this call built: "base", "app"
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in (self.kernel, self.initrd, *self.layers))
@@ -230,12 +231,15 @@ def ensure_image(cache: Path | None = None, kiosk: bool = False,
         kpkg = kernel_package()
         bkey = base_key(kiosk, kpkg)
         base = cache / f"base-{bkey}"
+        built: list[str] = []
         if not (base / "done.json").exists():
             _build_base(base, kpkg, kiosk, say)
+            built.append("base")
         akey = app_key(bkey)
         app = cache / f"app-{akey}"
         if not (app / "done.json").exists():
             _build_app(app, base, say)
+            built.append("app")
         _prune(cache, keep={base.name, app.name})
         info = json.loads((base / "done.json").read_text())
     image = Image(
@@ -246,6 +250,7 @@ def ensure_image(cache: Path | None = None, kiosk: bool = False,
         base_key=bkey,
         app_key=akey,
         built_s=round(time.monotonic() - started, 1),
+        built=tuple(built),
     )
     return image
 

@@ -152,6 +152,7 @@ class QemuAppliance:
         self.boots: list[float] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self.ready_count = 0  # "Started appliance-register.service" lines seen (restarts too)
         self._failed: str | None = None
         self._printed = asyncio.Event()
         self._agent: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -199,8 +200,8 @@ class QemuAppliance:
             raise QemuError("the VM is already running")
         for name in ("qmp", "agent", "printer"):
             (self.workdir / f"{name}.sock").unlink(missing_ok=True)
-        self._ready.clear()
         self._failed = None
+        mark = self.ready_count
         started = time.monotonic()
         self.proc = await asyncio.create_subprocess_exec(
             *self.command(),
@@ -211,28 +212,35 @@ class QemuAppliance:
         self._tasks = [asyncio.create_task(self._read_console(self.proc))]
         self.qmp = await Qmp.connect(self.workdir / "qmp.sock")
         self._tasks.append(asyncio.create_task(self._relay_printer()))
-        await self.wait_ready(timeout - (time.monotonic() - started), started)
+        await self.wait_ready(timeout - (time.monotonic() - started), after=mark)
         took = time.monotonic() - started
         self.boots.append(took)
         return took
 
-    async def wait_ready(self, timeout: float, since: float | None = None) -> None:
-        """Wait for systemd's "Started appliance-register.service" on the console."""
-        ready = asyncio.create_task(self._ready.wait())
-        exited = asyncio.create_task(self.proc.wait()) if self.proc else None
-        waits: set[asyncio.Task[Any]] = {ready} | ({exited} if exited else set())
-        done, _ = await asyncio.wait(waits, timeout=max(timeout, 0.1),
-                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        for task in waits - done:
-            task.cancel()
-        if ready in done and not self._failed:
+    async def wait_ready(self, timeout: float, after: int | None = None) -> None:
+        """Wait for systemd's "Started appliance-register.service" on the console.
+
+        ``after``: a ``ready_count`` taken earlier; waits for a READY after it (a
+        restart). Without it, returns at once if the register was ever ready.
+        """
+        deadline = time.monotonic() + timeout
+        mark = 0 if after is None else after
+        while self.ready_count <= mark and not self._failed:
+            exited = self.proc is None or self.proc.returncode is not None
+            left = deadline - time.monotonic()
+            if exited or left <= 0:
+                break
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), min(left, 1.0))
+        if self.ready_count > mark and not self._failed:
             return
         tail = "\n".join(self.console[-40:])
         if self._failed:
             raise QemuError(f"the register failed to start: {self._failed}\n{tail}")
-        if exited is not None and exited in done:
-            raise QemuError(f"QEMU exited ({self.proc and self.proc.returncode}) before the "
-                            f"register was ready:\n{tail}")  # fmt: skip
+        if self.proc is None or self.proc.returncode is not None:
+            code = self.proc.returncode if self.proc else None
+            raise QemuError(f"QEMU exited ({code}) before the register was ready:\n{tail}")
         raise QemuError(f"the register was not ready within {timeout:.0f}s:\n{tail}")
 
     async def _read_console(self, proc: asyncio.subprocess.Process) -> None:
@@ -248,6 +256,7 @@ class QemuAppliance:
                 log.write(line + "\n")
                 log.flush()
                 if READY_LINE.search(line):
+                    self.ready_count += 1
                     self._ready.set()
                 elif FAILED_LINE.search(line):
                     self._failed = line
