@@ -380,8 +380,9 @@ CATALOG_PAGE = 2000
 def relay_ops(tx: Tx, store_id: str, register_id: str, after: int) -> tuple[list[Doc], int]:
     """Saved-sale ops of the store's other registers after ``after``, and the new cursor.
 
-    A register that never pulled (``after`` 0: newly paired or reset) gets the ops of
-    the saved sales still open, at once, and the cursor jumps to the relay's end.
+    A register that never pulled (``after`` 0: newly paired, reset, or saved-sales
+    sync turned back on) gets the ops of the saved sales still open — its own too,
+    which it may have handed over — at once, and the cursor jumps to the relay's end.
     """
     cols = "r.seq, o.op_id, o.register_id, o.hlc, o.sale_id, o.kind, o.payload"
     join = "FROM relay r JOIN ops o ON o.store_id = r.store_id AND o.op_id = r.op_id"
@@ -389,9 +390,9 @@ def relay_ops(tx: Tx, store_id: str, register_id: str, after: int) -> tuple[list
         end = int(tx.scalar("SELECT max(seq) FROM relay WHERE store_id = ?", (store_id,)) or 0)
         rows = tx.all(
             f"SELECT {cols} {join} LEFT JOIN sales s ON s.store_id = r.store_id"
-            " AND s.sale_id = r.sale_id WHERE r.store_id = ? AND r.origin != ? AND r.seq <= ?"
+            " AND s.sale_id = r.sale_id WHERE r.store_id = ? AND r.seq <= ?"
             " AND (r.sale_id IS NULL OR s.status IN ('open', 'parked')) ORDER BY r.seq",
-            (store_id, register_id, end),
+            (store_id, end),
         )
         return [op_from_row(r) for r in rows], end
     rows = tx.all(

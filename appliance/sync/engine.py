@@ -83,6 +83,7 @@ class SyncEngine:
         self.request: Doc | None = None  # a back office user's sync request to answer
         self.manual_by: str | None = None  # a sync asked for at the register
         self.update_errors: list[Doc] = []
+        self.relay_errors: list[Doc] = []  # relayed ops that could not be merged here
         self.last_error: str | None = None
         self.restoring = False
         self.watcher: Any = None
@@ -317,7 +318,21 @@ class SyncEngine:
 
     def _apply_relay(self, register: Register, ops: list[Doc], cursor: int) -> None:
         if self.saved_sales_sync and ops:
-            apply_remote(register, ops)
+            try:
+                apply_remote(register, ops)
+            except Exception:
+                # One op that does not fit here (a customer code this register gave to
+                # someone else while offline) must not hold up the rest: merge them one
+                # by one and show the misfits in the status.
+                for op in ops:
+                    try:
+                        apply_remote(register, [op])
+                    except Exception as exc:
+                        log.warning("sync: relayed op %s not merged: %s", op.get("op_id"), exc)
+                        self.relay_errors = [
+                            *self.relay_errors[-49:],
+                            {"id": op.get("op_id"), "kind": op.get("kind"), "error": str(exc)},
+                        ]
         outbox.put(register.conn, "relay_cursor", cursor)
         self.state["relay_cursor"] = cursor
 
@@ -523,11 +538,31 @@ def parked_sale_ids(register: Register) -> list[str]:
 
 
 def remove_saved_sales(register: Register, sale_ids: list[str]) -> None:
-    """Delete saved sales (their ops and rows) that the back office holds in full."""
+    """Delete saved sales (their ops and rows) that the back office holds in full.
+
+    A ``sync.handover`` op is appended first: it records the hand-over in the log (and
+    the back office), and it keeps the log's highest position above the deleted ops,
+    so SQLite never hands a deleted op's position to a new op — positions are what
+    the outbox cursor (and LAN peers' cursors) count on.
+    """
+    import uuid
+
     from appliance.storage.db import transaction
+    from appliance.storage.oplog import insert_op
 
     conn = register.conn
     with transaction(conn):
+        insert_op(
+            conn,
+            {
+                "op_id": uuid.uuid4().hex,
+                "register_id": register.register_id,
+                "hlc": str(register.hlc.now()),
+                "sale_id": None,
+                "kind": "sync.handover",
+                "payload": {"sale_ids": sale_ids, "at": outbox.now_iso()},
+            },
+        )
         cursor = outbox.sent_seq(conn)
         for sale_id in sale_ids:
             unsent = conn.execute(

@@ -93,6 +93,7 @@ def build_router(engine: SyncEngine) -> APIRouter:
             "banner": st.get("banner"),
             "waiting_updates": [b["kind"] for b in engine.waiting],
             "update_errors": engine.update_errors,
+            "relay_errors": engine.relay_errors,
             "applied_versions": st.get("applied", {}),
             "last_error": engine.last_error,
             "restoring": engine.restoring,
