@@ -8,8 +8,9 @@ Modes, set over the control port with one line ("up", "down", "503", "status"):
         and closed at once (what a register sees when the uplink drops)
   503   every new connection gets an HTTP 503 answer (a load balancer whose back end
         is away)
-"status" answers one JSON line: mode, open connections, and how many of them carry
-a request still waiting for its answer (a batch in flight).
+"status" answers one JSON line: mode, open connections, how many of them carry a
+request still waiting for its answer, and how many of those are pushes (a batch in
+flight).
 """
 
 from __future__ import annotations
@@ -61,13 +62,19 @@ class Proxy:
             return
         cid = self.next_id
         self.next_id += 1
-        info: dict[str, object] = {"writers": (writer, up_writer), "waiting": False}
+        info: dict[str, object] = {
+            "writers": (writer, up_writer),
+            "waiting": False,
+            "request": b"",
+        }
         self.conns[cid] = info
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, request: bool) -> None:
             try:
                 while data := await src.read(65536):
                     info["waiting"] = request
+                    if request and data[:5] in (b"POST ", b"GET /"):
+                        info["request"] = data.split(b"\r\n", 1)[0]
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -97,6 +104,11 @@ class Proxy:
             "mode": self.mode,
             "open": len(self.conns),
             "in_flight": sum(1 for c in self.conns.values() if c["waiting"]),
+            "pushes_in_flight": sum(
+                1
+                for c in self.conns.values()
+                if c["waiting"] and bytes(c["request"]).startswith(b"POST /api/v1/sync/push")  # type: ignore[call-overload]
+            ),
         }
         writer.write(json.dumps(answer).encode() + b"\n")
         await writer.drain()
