@@ -36,6 +36,16 @@ class IntegrityError(Exception):
     """A uniqueness rule of the schema refused a write (mapped from either engine)."""
 
 
+def _params(params: Sequence[Any]) -> tuple[Any, ...]:
+    """The same rule on both engines: PostgreSQL text cannot hold NUL, so neither may ours."""
+    from appliance.errors import ValidationError
+
+    for value in params:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError("text must not contain NUL (0x00) characters")
+    return tuple(params)
+
+
 class Tx(Protocol):
     dialect: str
 
@@ -54,13 +64,13 @@ class _SQLiteTx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         try:
-            self.conn.execute(sql, tuple(params))
+            self.conn.execute(sql, _params(params))
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
-            cur = self.conn.execute(sql, tuple(params))
+            cur = self.conn.execute(sql, _params(params))
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from None
         names = [d[0] for d in cur.description or ()]
@@ -71,7 +81,7 @@ class _SQLiteTx:
         return rows[0] if rows else None
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        row = self.conn.execute(sql, tuple(params)).fetchone()
+        row = self.conn.execute(sql, _params(params)).fetchone()
         return row[0] if row else None
 
     def lock_store(self, store_id: str) -> None:
@@ -92,7 +102,7 @@ class _PostgresTx:
         import psycopg
 
         try:
-            return self.conn.execute(self._sql(sql), tuple(params))
+            return self.conn.execute(self._sql(sql), _params(params))
         except psycopg.errors.UniqueViolation as exc:
             raise IntegrityError(str(exc)) from None
 
