@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appliance import __version__
 from appliance.backoffice import registers, users
 from appliance.backoffice.registers import Unauthorized
-from appliance.backoffice.storage import Database, Tx
+from appliance.backoffice.storage import Database, IntegrityError, Tx
 from appliance.http_errors import install_error_handlers
 
 MAX_BODY = 16 * 1024 * 1024
@@ -163,13 +164,6 @@ RegisterAuth = Annotated[Doc, Depends(current_register)]
 UserAuth = Annotated[Doc, Depends(current_user)]
 
 
-def in_thread(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    async def run(*args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-    return run
-
-
 def create_backoffice_app(db: Database) -> FastAPI:
     from appliance.backoffice import routes_admin, routes_sync
 
@@ -193,6 +187,15 @@ def create_backoffice_app(db: Database) -> FastAPI:
     app.state.backoffice = bo
     app.add_middleware(BodyLimit)
     install_error_handlers(app)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # The checks before each write name the conflict; this is the schema's backstop.
+        return JSONResponse(
+            {"error": {"code": "conflict", "message": f"conflicts with stored data: {exc}"}},
+            status_code=409,
+        )
+
     app.include_router(routes_sync.router)
     app.include_router(routes_admin.router)
     return app

@@ -89,22 +89,31 @@ def _reject(i: int, op: Doc, field: str, message: str) -> OpRejected:
 
 def _check_conflicts(tx: Tx, store_id: str, ops: list[Doc], new: list[int]) -> None:
     """What the register could not know: a receipt, customer code or barcode taken."""
+    completes = {
+        ops[i]["payload"]["receipt_no"]: i for i in new if ops[i]["kind"] == "sale.complete"
+    }
+    taken = {
+        r["receipt_no"]: r["sale_id"]
+        for r in _in(
+            tx,
+            "SELECT receipt_no, sale_id FROM sales WHERE store_id = ? AND receipt_no IN ({marks})",
+            store_id,
+            list(completes),
+        )
+    }
+    for receipt, i in completes.items():
+        other = taken.get(receipt)
+        if other and other != ops[i]["sale_id"]:
+            raise _reject(
+                i,
+                ops[i],
+                "payload.receipt_no",
+                f"receipt {receipt} is already recorded for sale {other}: two registers "
+                "of this store seem to use the same register id",
+            )
     for i in new:
         op, p = ops[i], ops[i]["payload"]
-        if op["kind"] == "sale.complete":
-            other = tx.scalar(
-                "SELECT sale_id FROM sales WHERE store_id = ? AND receipt_no = ? AND sale_id != ?",
-                (store_id, p["receipt_no"], op["sale_id"]),
-            )
-            if other:
-                raise _reject(
-                    i,
-                    op,
-                    "payload.receipt_no",
-                    f"receipt {p['receipt_no']} is already recorded for sale {other}: two "
-                    "registers of this store seem to use the same register id",
-                )
-        elif op["kind"] == "customer.upsert":
+        if op["kind"] == "customer.upsert":
             c = p["customer"]
             other = tx.one(
                 "SELECT customer_id, name FROM customers"
@@ -176,22 +185,87 @@ def derive(tx: Tx, store_id: str, ops: list[Doc], relay: bool) -> None:
                 relay_op(tx, store_id, op)
         elif kind == "catalog.import" and not op["op_id"].startswith("bo:"):
             _products(tx, store_id, op)
-    for sale_id in sales:
-        saved = refold_sale(tx, store_id, sale_id)
-        if saved and relay:
+    saved = refold_sales(tx, store_id, list(sales))
+    if relay:
+        for sale_id in saved:
             relay_sale(tx, store_id, sale_id)
 
 
-def refold_sale(tx: Tx, store_id: str, sale_id: str) -> bool:
-    """Recompute one sale's row from all its ops; returns whether it is a saved sale."""
-    rows = tx.all(
-        f"SELECT {OP_COLUMNS} FROM ops WHERE store_id = ? AND sale_id = ?", (store_id, sale_id)
-    )
-    ops = [op_from_row(r) for r in rows]
-    saved = any(op["kind"] == "sale.park" for op in ops)
-    before = tx.one(
-        "SELECT status FROM sales WHERE store_id = ? AND sale_id = ?", (store_id, sale_id)
-    )
+SALE_COLUMNS = (
+    "store_id, sale_id, register_id, kind, status, name, receipt_no, total, opened_at,"
+    " completed_at, completed_by, saved, updated_hlc, doc, fold_error"
+)
+_UPSERT_SALES = (
+    " ON CONFLICT (store_id, sale_id) DO UPDATE SET"
+    " register_id = excluded.register_id, kind = excluded.kind, status = excluded.status,"
+    " name = excluded.name, receipt_no = excluded.receipt_no, total = excluded.total,"
+    " opened_at = excluded.opened_at, completed_at = excluded.completed_at,"
+    " completed_by = excluded.completed_by, saved = excluded.saved,"
+    " updated_hlc = excluded.updated_hlc, doc = excluded.doc, fold_error = excluded.fold_error"
+)
+
+
+def _in(tx: Tx, sql: str, store_id: str, keys: list[str]) -> list[Doc]:
+    """``sql`` has one ``{marks}`` for an IN list; run it over ``keys`` in chunks."""
+    rows: list[Doc] = []
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        rows += tx.all(sql.format(marks=",".join("?" * len(chunk))), (store_id, *chunk))
+    return rows
+
+
+def refold_sales(tx: Tx, store_id: str, sale_ids: list[str]) -> list[str]:
+    """Recompute the rows of these sales from all their ops; returns the saved sales.
+
+    Reads all their ops in one query and writes all rows in one multi-row upsert:
+    a push costs a handful of statements however many sales it carries (that is
+    what keeps PostgreSQL's round trips from dominating).
+    """
+    if not sale_ids:
+        return []
+    by_sale: dict[str, list[Doc]] = {s: [] for s in sale_ids}
+    for found in _in(
+        tx,
+        f"SELECT {OP_COLUMNS} FROM ops WHERE store_id = ? AND sale_id IN ({{marks}})",
+        store_id,
+        sale_ids,
+    ):
+        by_sale[found["sale_id"]].append(op_from_row(found))
+    before = {
+        r["sale_id"]: r["status"]
+        for r in _in(
+            tx,
+            "SELECT sale_id, status FROM sales WHERE store_id = ? AND sale_id IN ({marks})",
+            store_id,
+            sale_ids,
+        )
+    }
+    rows: list[tuple[Any, ...]] = []
+    saved: list[str] = []
+    newly_completed: list[Doc] = []
+    for sale_id, ops in by_sale.items():
+        row, doc = _sale_row(store_id, sale_id, ops)
+        rows.append(row)
+        if row[11]:
+            saved.append(sale_id)
+        if doc["status"] == "completed" and before.get(sale_id) != "completed":
+            newly_completed.append(doc)
+    for start in range(0, len(rows), 100):
+        chunk = rows[start : start + 100]
+        marks = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
+        tx.execute(
+            f"INSERT INTO sales ({SALE_COLUMNS}) VALUES {marks}{_UPSERT_SALES}",
+            [value for row in chunk for value in row],
+        )
+    if newly_completed and tx.one(
+        "SELECT sku FROM products WHERE store_id = ? AND on_hand IS NOT NULL LIMIT 1", (store_id,)
+    ):
+        for doc in newly_completed:
+            _stock_out(tx, store_id, doc)
+    return saved
+
+
+def _sale_row(store_id: str, sale_id: str, ops: list[Doc]) -> tuple[tuple[Any, ...], Doc]:
     error = None
     try:
         doc = fold_sale(sale_id, ops)
@@ -202,37 +276,24 @@ def refold_sale(tx: Tx, store_id: str, sale_id: str) -> bool:
         doc = {"id": sale_id, "register_id": first["register_id"], "status": "incomplete"}
         error = error or "the sale's opening op has not arrived yet"
     completed_by = next((op["register_id"] for op in ops if op["kind"] == "sale.complete"), None)
-    tx.execute(
-        "INSERT INTO sales (store_id, sale_id, register_id, kind, status, name, receipt_no,"
-        " total, opened_at, completed_at, completed_by, saved, updated_hlc, doc, fold_error)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (store_id, sale_id) DO UPDATE SET"
-        " register_id = excluded.register_id, kind = excluded.kind, status = excluded.status,"
-        " name = excluded.name, receipt_no = excluded.receipt_no, total = excluded.total,"
-        " opened_at = excluded.opened_at, completed_at = excluded.completed_at,"
-        " completed_by = excluded.completed_by, saved = excluded.saved,"
-        " updated_hlc = excluded.updated_hlc, doc = excluded.doc,"
-        " fold_error = excluded.fold_error",
-        (
-            store_id,
-            sale_id,
-            doc["register_id"],
-            doc.get("kind", "sale"),
-            doc["status"],
-            doc.get("name"),
-            doc.get("receipt_no"),
-            (doc.get("totals") or {}).get("total", 0),
-            doc.get("opened_at"),
-            doc.get("completed_at"),
-            completed_by,
-            int(saved),
-            max(op["hlc"] for op in ops),
-            dumps(doc),
-            error,
-        ),
+    row = (
+        store_id,
+        sale_id,
+        doc["register_id"],
+        doc.get("kind", "sale"),
+        doc["status"],
+        doc.get("name"),
+        doc.get("receipt_no"),
+        (doc.get("totals") or {}).get("total", 0),
+        doc.get("opened_at"),
+        doc.get("completed_at"),
+        completed_by,
+        int(any(op["kind"] == "sale.park" for op in ops)),
+        max(op["hlc"] for op in ops),
+        dumps(doc),
+        error,
     )
-    if doc["status"] == "completed" and (before is None or before["status"] != "completed"):
-        _stock_out(tx, store_id, doc)
-    return saved
+    return row, doc
 
 
 def _stock_out(tx: Tx, store_id: str, doc: Doc) -> None:
