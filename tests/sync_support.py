@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, VENV_BIN, free_port
+from tests.conftest import ROOT, VENV_BIN, RegisterProcess, free_port
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 ADMIN_PASSWORD = "correct horse"
@@ -115,20 +115,18 @@ def new_store_ids(n: int) -> tuple[str, ...]:
     return tuple(f"s{i + 1}-{tag}" for i in range(n))
 
 
-class BackOfficeProcess:
+class BackOfficeProcess(RegisterProcess):
+    """`appliance backoffice serve` on a loopback port (kill and stop as a register's)."""
+
     def __init__(self, db_url: str, log_dir: Path, port: int | None = None) -> None:
+        super().__init__(log_dir, port=port)
         self.db_url = db_url
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
         self.log = log_dir / f"backoffice-{self.port}.log"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0) -> float:
         cmd = [str(VENV_BIN / "appliance"), "backoffice", "serve", "--db", self.db_url]
         cmd += ["--port", str(self.port)]
+        started = time.monotonic()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         wait_until(
@@ -137,19 +135,7 @@ class BackOfficeProcess:
             f"back office did not start: {self.log}",
             self.proc,
         )
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        return time.monotonic() - started
 
 
 class ProxyProcess:

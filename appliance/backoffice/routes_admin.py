@@ -169,9 +169,7 @@ def unpair(bo: BO, user: UserAuth, store_id: str, register_id: str) -> Doc:
     return {"unpaired": register_id}
 
 
-@router.post("/stores/{store_id}/registers/{register_id}/sync", tags=["registers"])
-def sync_register(bo: BO, user: UserAuth, store_id: str, register_id: str) -> Doc:
-    """Sync one register now (it applies updates as soon as no sale is in progress)."""
+def _request_sync(bo: Any, user: Doc, store_id: str, register_id: str | None) -> Doc:
     users.require(user, "sites", store_id)
     with bo.write() as tx:
         result = registers.request_sync(tx, store_id, register_id, user["name"])
@@ -179,14 +177,16 @@ def sync_register(bo: BO, user: UserAuth, store_id: str, register_id: str) -> Do
     return result
 
 
+@router.post("/stores/{store_id}/registers/{register_id}/sync", tags=["registers"])
+def sync_register(bo: BO, user: UserAuth, store_id: str, register_id: str) -> Doc:
+    """Sync one register now (it applies updates as soon as no sale is in progress)."""
+    return _request_sync(bo, user, store_id, register_id)
+
+
 @router.post("/stores/{store_id}/registers/sync", tags=["registers"])
 def sync_all(bo: BO, user: UserAuth, store_id: str) -> Doc:
     """Sync every online register of the store now."""
-    users.require(user, "sites", store_id)
-    with bo.write() as tx:
-        result = registers.request_sync(tx, store_id, None, user["name"])
-    bo.notifier.notify(store_id)
-    return result
+    return _request_sync(bo, user, store_id, None)
 
 
 # catalog and bundles -------------------------------------------------------------

@@ -11,9 +11,10 @@ Every failure is one of four kinds, because each is handled differently:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 Doc = dict[str, Any]
 
@@ -64,6 +65,8 @@ def _reason(error: Doc | None, resp: httpx.Response) -> str:
 
 class BackOfficeClient:
     def __init__(self, url: str, token: str | None, timeout: float) -> None:
+        import httpx  # here, not at import: the register's cold start does not pay for it
+
         self.url = url.rstrip("/")
         self.timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -75,6 +78,8 @@ class BackOfficeClient:
     async def request(
         self, method: str, path: str, body: Doc | None = None, timeout: float | None = None
     ) -> Doc:
+        import httpx
+
         try:
             resp = await self.http.request(method, path, json=body, timeout=timeout or self.timeout)
         except httpx.TransportError as exc:

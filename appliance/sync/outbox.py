@@ -22,6 +22,7 @@ from typing import Any
 
 from appliance.register import Register
 from appliance.storage.db import transaction
+from appliance.storage.oplog import OP_COLUMNS, op_from_row
 
 Doc = dict[str, Any]
 _OWN = "register_id = ? AND seq > ? AND op_id NOT IN (SELECT op_id FROM sync_errored)"
@@ -71,24 +72,10 @@ def pending_count(conn: sqlite3.Connection, register_id: str) -> int:
 def next_batch(register: Register, limit: int) -> list[Doc]:
     """The oldest unsent own ops, in the order they were recorded."""
     rows = register.conn.execute(
-        f"SELECT seq, op_id, register_id, hlc, sale_id, kind, payload FROM ops WHERE {_OWN}"
-        " ORDER BY seq LIMIT ?",
+        f"SELECT seq, {OP_COLUMNS} FROM ops WHERE {_OWN} ORDER BY seq LIMIT ?",
         (register.register_id, sent_seq(register.conn), limit),
     ).fetchall()
-    return [_op(row) for row in rows]
-
-
-def _op(row: tuple[Any, ...]) -> Doc:
-    seq, op_id, register_id, hlc, sale_id, kind, payload = row
-    return {
-        "seq": seq,
-        "op_id": op_id,
-        "register_id": register_id,
-        "hlc": hlc,
-        "sale_id": sale_id,
-        "kind": kind,
-        "payload": json.loads(payload),
-    }
+    return [op_from_row(row) for row in rows]
 
 
 def acknowledge(register: Register, through_seq: int) -> None:
@@ -124,11 +111,10 @@ def errored_ops(register: Register, op_ids: list[str] | None = None) -> list[Doc
         where += f" AND op_id IN ({marks})"
         params = tuple(op_ids)
     rows = register.conn.execute(
-        "SELECT seq, op_id, register_id, hlc, sale_id, kind, payload FROM ops"
-        f" WHERE {where} ORDER BY seq",
+        f"SELECT seq, {OP_COLUMNS} FROM ops WHERE {where} ORDER BY seq",
         params,
     ).fetchall()
-    return [_op(row) for row in rows]
+    return [op_from_row(row) for row in rows]
 
 
 def clear_errored(register: Register, op_ids: list[str]) -> None:
@@ -138,12 +124,12 @@ def clear_errored(register: Register, op_ids: list[str]) -> None:
 def unsynced_ops(register: Register) -> list[Doc]:
     """Own ops the back office does not have: pending and errored (for export)."""
     rows = register.conn.execute(
-        "SELECT seq, op_id, register_id, hlc, sale_id, kind, payload FROM ops"
+        f"SELECT seq, {OP_COLUMNS} FROM ops"
         " WHERE register_id = ? AND (seq > ? OR op_id IN (SELECT op_id FROM sync_errored))"
         " ORDER BY seq",
         (register.register_id, sent_seq(register.conn)),
     ).fetchall()
-    return [_op(row) for row in rows]
+    return [op_from_row(row) for row in rows]
 
 
 # the status contract ----------------------------------------------------------------
