@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,8 @@ def test_updates_wait_while_a_sale_is_in_progress(shop: Shop) -> None:
         "the price change did not arrive",
     )
     assert r1.get("/api/products/COFFEE").json()["price"] == 499  # not mid-sale
+    held = r1.post("/api/sync/now", json={"by": "Bob"}).json()  # answers, applies later
+    assert held["synced"] is False and held["waiting_updates"] == ["catalog"]
     sale = r1.post(f"/api/sales/{sale_id}/tenders", json={"kind": "cash", "amount_minor": 499})
     assert sale.json()["totals"]["total"] == 499
     wait_until(
@@ -234,6 +237,11 @@ def test_updates_wait_while_a_sale_is_in_progress(shop: Shop) -> None:
         "the held update was not applied right after the sale",
     )
     assert r1.get("/api/sync").json()["waiting_updates"] == []
+    wait_until(
+        lambda: shop.admin.registers(shop.store)["R1"]["last_sync_by"] == "Bob",
+        10,
+        "the held sync was not reported when it completed",
+    )
 
 
 def test_a_sync_from_the_back_office_shows_who_synced(shop: Shop) -> None:
@@ -359,6 +367,9 @@ def test_retry_now_and_network_changes_probe_at_once(shop: Shop) -> None:
     shop.proxy.command("down")
     sell(r1)
     wait_until(lambda: not status(r1)["online"], 10, "outage not noticed")
+    started = time.monotonic()
+    assert r1.post("/api/sync/now").json()["synced"] is False  # says so, does not hang
+    assert time.monotonic() - started < 5
     shop.proxy.command("up")
     assert r1.post("/api/sync/now").json()["synced"]
     assert drained(r1)

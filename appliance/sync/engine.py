@@ -74,6 +74,8 @@ class SyncEngine:
         self._apply_lock = asyncio.Lock()
         self._drain_lock = asyncio.Lock()
         self._synced_event = asyncio.Event()
+        self._manual_done = asyncio.Event()
+        self._manual_held = False  # a "sync now" waiting for the sale in progress
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: asyncio.Task[Doc] | None = None
         self._kicked = False
@@ -174,6 +176,9 @@ class SyncEngine:
     async def _down(self, exc: SyncError) -> None:
         self.last_error = exc.message
         self.link.reason = exc.message
+        if self.manual_by is not None:  # a "sync now" that found no back office: done
+            self.manual_by = None
+            self._manual_done.set()
         if not self.link.online:
             return
         self.link.online, self.link.since = False, outbox.now_iso()
@@ -280,7 +285,8 @@ class SyncEngine:
 
     async def pull_once(self) -> None:
         assert self.client is not None
-        wait = 0.0 if (self.manual_by or not self.link.online) else self.cfg.long_poll_seconds
+        quick = (self.manual_by and not self._manual_held) or not self.link.online
+        wait = 0.0 if quick else self.cfg.long_poll_seconds
         body = {
             "relay_after": int(self.state.get("relay_cursor", 0)),
             "known": self._known(),
@@ -365,7 +371,11 @@ class SyncEngine:
             held = list(self.waiting)
             outcomes = await self.call(self._apply_if_idle, held)
             if outcomes is None:
-                return  # a sale is in progress: the commit listener brings us back
+                # A sale is in progress: the commit listener brings us back after it.
+                if self.manual_by is not None:
+                    self._manual_held = True
+                    self._manual_done.set()
+                return
             del self.waiting[: len(held)]
             for outcome in outcomes:
                 self.update_errors = [e for e in self.update_errors if e["kind"] != outcome["kind"]]
@@ -383,7 +393,7 @@ class SyncEngine:
         except SyncError as exc:
             self.last_error = exc.message  # the back office asks again if it was a request
             return
-        self.request, self.manual_by = None, None
+        self.request, self.manual_by, self._manual_held = None, None, False
         values: Doc = {"last_synced_at": outbox.now_iso()}
         if request:
             values["banner"] = {
@@ -395,6 +405,7 @@ class SyncEngine:
         await self.call(self._remember, values)
         self.last_error = None
         self._synced_event.set()
+        self._manual_done.set()
         log.info("sync: synced (%s)", result.get("by"))
 
     # actions for the admin panel -----------------------------------------------------------
@@ -404,11 +415,13 @@ class SyncEngine:
             raise Conflict("this register is not paired with a back office", field="sync")
         self.manual_by = by or f"register {self.register_id}"
         self._synced_event.clear()
+        self._manual_done.clear()
+        self._manual_held = False
         self.retry_now()
         if self._inflight is not None:
             self._inflight.cancel()  # end the long poll: pull again at once
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._synced_event.wait(), timeout)
+            await asyncio.wait_for(self._manual_done.wait(), timeout)
         return self._synced_event.is_set()
 
     async def pair(self, url: str, code: str, name: str | None) -> Doc:
