@@ -108,7 +108,7 @@ class SyncEngine:
             return
         if any(op["register_id"] == self.register_id for op in ops):
             loop.call_soon_threadsafe(self._push_event.set)
-        if (self.waiting or self.request) and not self._kicked:
+        if (self.waiting or self.request or self._manual_held) and not self._kicked:
             self._kicked = True
             loop.call_soon_threadsafe(self._kick_apply)
 
