@@ -1,13 +1,15 @@
 """Back office ingest: 50 registers pushing their sales at once.
 
 A real `appliance backoffice serve` process (SQLite, then PostgreSQL when one answers
-on 127.0.0.1:5432); 50 paired registers (real tokens) each push ``--batches``
+on 127.0.0.1:5432); 50 paired registers (real tokens), spread over ``--stores``
+stores (5 a store by default, as a back office serving many shops has them), each push ``--batches``
 batches of ``--per-batch`` sales (open, line, tender, complete: 4 ops a sale, the
 shapes a register writes) concurrently over loopback HTTP. Printed: sales/s taken
 in (stored exactly once and folded into sales), and push latency p50/p99. Baseline in
 the same run: one register pushing alone.
 
-Usage: python bench/backoffice_ingest.py [--registers 50] [--batches 20] [--per-batch 10]
+Usage: python bench/backoffice_ingest.py [--registers 50] [--stores 10] [--batches 20]
+                                         [--per-batch 10]
 """
 
 from __future__ import annotations
@@ -122,27 +124,30 @@ async def push_all(url: str, token: str, payloads: list[bytes], latencies: list[
                 raise SystemExit(f"push failed: {resp.status_code} {resp.text[:300]}")
 
 
-def pair(office: BackOfficeProcess, admin: Admin, register_id: str) -> str:
+def pair(office: BackOfficeProcess, admin: Admin, store: str, register_id: str) -> str:
     resp = httpx.post(
         f"{office.url}/api/v1/pair",
-        json={"code": admin.pairing_code("s1"), "register_id": register_id},
+        json={"code": admin.pairing_code(store), "register_id": register_id},
     )
     resp.raise_for_status()
     token: str = resp.json()["token"]
     return token
 
 
-def run(engine: str, work: Path, registers: int, batches: int, per_batch: int) -> None:
+def run(engine: str, work: Path, registers: int, stores: int, batches: int, per_batch: int) -> None:
     urls = make_db_url(engine, work / engine)
     (work / engine).mkdir(parents=True, exist_ok=True)
     db_url = next(urls)
-    seed(db_url, ("s1",))
+    store_ids = [f"s{i + 1}" for i in range(stores)]
+    seed(db_url, tuple(store_ids))
     office = BackOfficeProcess(db_url, work)
     office.start()
     admin = Admin(office.url)
     try:
         ids = [f"R{i + 1}" for i in range(registers)]
-        tokens = {rid: pair(office, admin, rid) for rid in [*ids, "SOLO"]}
+        store_of = {rid: store_ids[i % stores] for i, rid in enumerate(ids)}
+        store_of["SOLO"] = store_ids[0]
+        tokens = {rid: pair(office, admin, store_of[rid], rid) for rid in [*ids, "SOLO"]}
         work_of = {rid: bodies(rid, batches, per_batch) for rid in [*ids, "SOLO"]}
 
         solo: list[float] = []
@@ -161,7 +166,7 @@ def run(engine: str, work: Path, registers: int, batches: int, per_batch: int) -
         asyncio.run(everyone())
         elapsed = time.perf_counter() - t0
         total = registers * batches * per_batch
-        held = len(admin.sales("s1", status="completed"))
+        held = sum(len(admin.sales(store, status="completed")) for store in store_ids)
         assert held == total + batches * per_batch, f"{engine}: holds {held}"
         q = statistics.quantiles(latencies, n=100)
         sq = statistics.quantiles(solo, n=100)
@@ -170,7 +175,7 @@ def run(engine: str, work: Path, registers: int, batches: int, per_batch: int) -
             f"{sq[49]:6.1f} ms  p99 {sq[98]:6.1f} ms"
         )
         print(
-            f"{engine}: {registers} registers at once      : {total / elapsed:8.0f} sales/s, "
+            f"{engine}: {registers} registers in {stores} stores: {total / elapsed:8.0f} sales/s, "
             f"push p50 {q[49]:6.1f} ms  p99 {q[98]:6.1f} ms  ({total} sales, "
             f"{per_batch} sales = {per_batch * 4} ops per push, {elapsed:.1f} s)"
         )
@@ -184,6 +189,7 @@ def run(engine: str, work: Path, registers: int, batches: int, per_batch: int) -
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--registers", type=int, default=50)
+    parser.add_argument("--stores", type=int, default=10)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--per-batch", type=int, default=10)
     args = parser.parse_args()
@@ -192,7 +198,7 @@ def main() -> None:
     if len(engines) == 1:
         print("postgresql: not measured (nothing answers on 127.0.0.1:5432)")
     for engine in engines:
-        run(engine, work, args.registers, args.batches, args.per_batch)
+        run(engine, work, args.registers, args.stores, args.batches, args.per_batch)
 
 
 if __name__ == "__main__":
