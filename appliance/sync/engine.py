@@ -428,10 +428,9 @@ class SyncEngine:
         probe = BackOfficeClient(url, None, self.cfg.request_timeout_seconds)
         try:
             result = await probe.pair(code, self.register_id, name or self.register_id)
-        except AuthRefused as exc:
-            raise Conflict(f"pairing refused: {exc.message}", field="code") from None
-        except Rejected as exc:
-            raise Conflict(f"pairing refused: {exc.message}", field="code") from None
+        except (AuthRefused, Rejected) as exc:
+            reason = exc.error.get("message", exc.message)
+            raise Conflict(f"pairing refused: {reason}", field="code") from None
         except SyncError as exc:
             raise Conflict(f"cannot pair: {exc.message}", field="url") from None
         finally:
