@@ -205,7 +205,8 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
 
     @app.get("/api/scanners")
     async def scanners_status() -> list[Doc]:
-        """Each configured scanner: its last scan and its error, if it stopped."""
+        """Each configured scanner: its last scan (and which device sent it), scans
+        dropped for want of an AIM identifier, and its error if it stopped."""
         manager = app.state.scanners
         return [
             {
@@ -213,6 +214,8 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
                 "running": not task.done(),
                 "error": manager.errors.get(sid),
                 "last_scan": manager.last[sid].data if sid in manager.last else None,
+                "device": manager.last[sid].device if sid in manager.last else None,
+                "rejected": manager.rejected.get(sid, 0),
             }
             for sid, task in manager.tasks.items()
         ]
