@@ -101,6 +101,7 @@ def test_serial_and_ble_scanners_in_a_register_process_make_sale_lines(
         ble_rig.run(asyncio.wait_for(ble_rig.scanner.subscribed.wait(), 15))
         os.write(master, b"4006381333931\r")  # coffee
         os.write(master, b"4006381333932\r")  # a misread: refused, nothing added
+        os.write(master, b"\x00\x13\r")  # line noise: counted, not a product
         os.write(master, b"2000000000022\r")  # a bag
         assert _lines(proc, 2) == ["COFFEE-250", "BAG"]
         ble_rig.run(ble_rig.scanner.send(b"]E05449000000996\r2100002012341\r"))  # water, bananas
@@ -108,11 +109,12 @@ def test_serial_and_ble_scanners_in_a_register_process_make_sale_lines(
         status = {s["scanner_id"]: s for s in httpx.get(f"{proc.url}/api/scanners").json()}
         assert status["counter-scanner"] == {
             "scanner_id": "counter-scanner", "running": True, "error": None,
-            "last_scan": "2000000000022", "device": str(link), "rejected": 0,
+            "last_scan": "2000000000022", "device": str(link), "rejected": 0, "noise": 1,
         }  # fmt: skip
         assert status["counter-ble"] == {
             "scanner_id": "counter-ble", "running": True, "error": None,
             "last_scan": "2100002012341", "device": ble_rig.scanner.address, "rejected": 0,
+            "noise": 0,
         }  # fmt: skip
         if "no-stack" in status:
             assert status["no-stack"]["running"] is False

@@ -65,6 +65,11 @@ class ScannerManager:
             self.errors[scanner.scanner_id] = str(exc)
             log.error("scanner %s stopped: %s", scanner.scanner_id, exc)
 
+    def noise(self, scanner_id: str) -> int | None:
+        """Frames a serial or BLE scanner threw away as noise (None for keyboard wedges)."""
+        framer = getattr(self.scanners.get(scanner_id), "framer", None)
+        return None if framer is None else int(framer.noise)
+
     async def stop(self) -> None:
         for task in self.tasks.values():
             task.cancel()
