@@ -60,8 +60,13 @@ class VirtualBleLink:
         )
 
     async def close(self) -> None:
+        """Stop serving the controllers, and drop the hosts' HCI links to them."""
         for transport in self._transports:
             with contextlib.suppress(Exception):
+                transport.server.close()
+                connection = transport.sink.transport  # the accepted host connection
+                if connection is not None:
+                    connection.close()
                 await transport.close()
         self._transports.clear()
 

@@ -99,6 +99,37 @@ def test_nus_scans_split_over_notifications_and_reconnect_after_the_link_drops(
         asyncio.run(_with_rig(body))
 
 
+def test_losing_the_hci_link_itself_ends_the_session_and_is_retried() -> None:
+    """The controller's TCP link goes away (a bridge restarted): the driver notices, drops
+    the half frame, retries (a refused HCI link is no "missing stack") and comes back."""
+
+    async def scenario() -> None:
+        link = VirtualBleLink()
+        spec = await link.serve_controller()
+        peripheral = VirtualBleScanner(link, name="Counter BLE")
+        await peripheral.start()
+        settings = BleSettings(name="Counter BLE", transport=f"bumble:{spec}", scan_timeout_s=0.2,
+                               backoff_min_s=0.05, backoff_max_s=0.1)  # fmt: skip
+        scanner = BleScanner("ble", settings)
+        scans: list[ScanEvent] = []
+        task = asyncio.create_task(_collect(scanner, scans))
+        try:
+            await asyncio.wait_for(peripheral.subscribed.wait(), 5)
+            await peripheral.send(b"40016")
+            await _until(lambda: scanner.framer.received == 5)
+            await link.close()  # the HCI server goes: the TCP link drops
+            await _until(lambda: not scanner.listening.is_set())
+            await asyncio.sleep(0.3)  # refused while it is gone: retried, not fatal
+            assert not task.done()
+        finally:
+            scanner.stop()
+            await asyncio.wait_for(task, 5)
+            await peripheral.close()
+        assert scans == [] and scanner.framer.noise == 1
+
+    asyncio.run(scenario())
+
+
 def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
     delays = [0.5]
     for _ in range(8):
@@ -191,6 +222,7 @@ def test_the_other_no_stack_faults_are_named_too() -> None:
     assert isinstance(no_stack_error(FileNotFoundError(2, "No such file")), BluetoothUnavailable)
     assert no_stack_error(BleakError("device disconnected")) is None  # retried, not fatal
     assert no_stack_error(TimeoutError()) is None
+    assert no_stack_error(ConnectionRefusedError(111, "refused"), "bumble:tcp-client:x:1") is None
 
 
 def test_ble_settings_and_profiles_refuse_what_cannot_work(tmp_path: Path) -> None:

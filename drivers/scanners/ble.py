@@ -76,8 +76,11 @@ class BleSettings:
             )
 
 
-def no_stack_error(exc: BaseException) -> BluetoothUnavailable | None:
-    """The clear error for a missing Bluetooth stack, or None if ``exc`` is another fault."""
+def no_stack_error(exc: BaseException, transport: str = "bleak") -> BluetoothUnavailable | None:
+    """The clear error for a missing Bluetooth stack, or None if ``exc`` is another fault.
+    Only bleak's own backend needs BlueZ; on bumble a refused HCI link is retried."""
+    if transport != "bleak":
+        return None
     text = str(exc)
     if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
         why = (
@@ -183,7 +186,7 @@ class BleScanner:
                 except Exception as exc:
                     if isinstance(exc, BluetoothUnavailable):
                         raise
-                    clear = no_stack_error(exc)
+                    clear = no_stack_error(exc, transport.spec)
                     if clear is not None:
                         raise clear from None
                     log.info("scanner %s: %s: %s; retry in %.1fs", self.scanner_id,

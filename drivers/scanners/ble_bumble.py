@@ -83,6 +83,10 @@ class BumbleCentral:
                 self._device, self._transport = device, transport
             return self._device
 
+    def terminated(self) -> asyncio.Future[None]:
+        """Done when the HCI transport is lost."""
+        return self._transport.source.terminated
+
     async def start_scanning(self) -> Any:
         device = await self.device()
         self._scanning += 1
@@ -240,6 +244,11 @@ class BumbleClient(BaseBleakClient):
         connection = await device.connect(address, timeout=self._timeout)
         self._connection = connection
         connection.on("disconnection", self._on_disconnection)
+        # The HCI transport itself can go (a TCP bridge closed, a dongle pulled): no
+        # disconnection event comes then, so that ends the link too.
+        self._central.terminated().add_done_callback(
+            lambda _: self._on_disconnection(0) if self._connection is connection else None
+        )
         try:
             peer = Peer(connection)
             await asyncio.wait_for(peer.discover_services(), self._timeout)

@@ -149,7 +149,7 @@ async def _record_ble(args: argparse.Namespace) -> str:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lost.wait(), args.seconds)
     except Exception as exc:
-        clear = no_stack_error(exc)
+        clear = no_stack_error(exc, transport.spec)
         raise RuntimeError(str(clear or f"{args.ble}: {type(exc).__name__}: {exc}")) from None
     finally:
         if transport.close is not None:
