@@ -59,18 +59,26 @@ async def _collect(scanner: BleScanner, out: list[ScanEvent]) -> None:
         out.append(scan)
 
 
+async def _subscribed(
+    link: VirtualBleLink, spec: str, backoff_max_s: float
+) -> tuple[VirtualBleScanner, BleScanner, list[ScanEvent], asyncio.Task[None]]:
+    """A virtual scanner, and the driver reading it (quick backoff), once subscribed."""
+    peripheral = VirtualBleScanner(link, name="Counter BLE")
+    await peripheral.start()
+    settings = BleSettings(name="Counter BLE", transport=f"bumble:{spec}", scan_timeout_s=0.2,
+                           backoff_min_s=0.05, backoff_max_s=backoff_max_s)  # fmt: skip
+    scanner = BleScanner("ble-front", settings)
+    scans: list[ScanEvent] = []
+    task = asyncio.create_task(_collect(scanner, scans))
+    await asyncio.wait_for(peripheral.subscribed.wait(), 5)
+    return peripheral, scanner, scans, task
+
+
 def test_nus_scans_split_over_notifications_and_reconnect_after_the_link_drops(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def body(link: VirtualBleLink, spec: str) -> None:
-        peripheral = VirtualBleScanner(link, name="Counter BLE")
-        await peripheral.start()
-        settings = BleSettings(name="Counter BLE", transport=f"bumble:{spec}", scan_timeout_s=0.2,
-                               backoff_min_s=0.05, backoff_max_s=0.2)  # fmt: skip
-        scanner = BleScanner("ble-front", settings)
-        scans: list[ScanEvent] = []
-        task = asyncio.create_task(_collect(scanner, scans))
-        await asyncio.wait_for(peripheral.subscribed.wait(), 5)
+        peripheral, scanner, scans, task = await _subscribed(link, spec, backoff_max_s=0.2)
         sent = f"4006381333931\r{GS1}\r".encode()  # 53 bytes: 3 notifications
         await peripheral.send(sent)
         await _until(lambda: len(scans) == 2)
@@ -101,20 +109,13 @@ def test_nus_scans_split_over_notifications_and_reconnect_after_the_link_drops(
 
 def test_losing_the_hci_link_itself_ends_the_session_and_is_retried() -> None:
     """The controller's TCP link goes away (a bridge restarted): the driver notices, drops
-    the half frame, retries (a refused HCI link is no "missing stack") and comes back."""
+    the half frame and keeps retrying (a refused HCI link is no "missing stack")."""
 
     async def scenario() -> None:
         link = VirtualBleLink()
         spec = await link.serve_controller()
-        peripheral = VirtualBleScanner(link, name="Counter BLE")
-        await peripheral.start()
-        settings = BleSettings(name="Counter BLE", transport=f"bumble:{spec}", scan_timeout_s=0.2,
-                               backoff_min_s=0.05, backoff_max_s=0.1)  # fmt: skip
-        scanner = BleScanner("ble", settings)
-        scans: list[ScanEvent] = []
-        task = asyncio.create_task(_collect(scanner, scans))
+        peripheral, scanner, scans, task = await _subscribed(link, spec, backoff_max_s=0.1)
         try:
-            await asyncio.wait_for(peripheral.subscribed.wait(), 5)
             await peripheral.send(b"40016")
             await _until(lambda: scanner.framer.received == 5)
             await link.close()  # the HCI server goes: the TCP link drops
