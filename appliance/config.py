@@ -103,6 +103,30 @@ class DemoSection(_Section):
 class BarcodeSection(_Section):
     customer_prefix: str = Field(default="CUST", min_length=1, max_length=8)
     receipt_prefix: str = Field(default="RCPT", min_length=1, max_length=8)
+    # The shop's scale labels, one layout per EAN-13 prefix (20-29; "02" for UPC-A):
+    # "PREFIX:ITEM_DIGITS:price|weight[:PRICE_CHECK]"; [] turns scale labels off.
+    scale_labels: list[str] = Field(default_factory=lambda: ["21:5:weight:0", "23:5:price:0"])
+    # Characters a keyboard-wedge scanner is set to send for FNC1 besides GS (e.g. "|").
+    gs_substitutes: str = Field(default="", max_length=4)
+
+    @field_validator("scale_labels")
+    @classmethod
+    def _scale_labels(cls, specs: list[str]) -> list[str]:
+        from appliance.barcodes.variable_measure import VariableMeasureLayout
+
+        prefixes = [VariableMeasureLayout.from_spec(spec).prefix for spec in specs]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError("two layouts for one prefix")
+        return specs
+
+    @field_validator("gs_substitutes")
+    @classmethod
+    def _gs_substitutes(cls, chars: str) -> str:
+        from appliance.barcodes.gs1_ais import CSET_82
+
+        if any(ch in CSET_82 for ch in chars):
+            raise ValueError("a GS1 data character cannot stand for FNC1")
+        return chars
 
 
 class ScannersSection(_Section):
@@ -166,7 +190,26 @@ class PrinterSection(_Section):
 
 
 class SyncSection(_Section):
-    """Sync with the back office: outbox, offline mode (issue 6)."""
+    """Sync with the back office: outbox, offline mode (issue 6).
+
+    The back office's address and the register's token come from pairing
+    (``appliance sync pair URL CODE``) and are kept in the register's database.
+    """
+
+    enabled: bool = True
+    batch_size: int = Field(default=200, ge=1, le=1000)
+    # Offline: probe from a few seconds up to two minutes (with jitter); at once on a
+    # network change or "retry now".
+    probe_min_seconds: float = Field(default=3.0, gt=0, le=60)
+    probe_max_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # The back office answered 5xx/408/429: retry the batch with backoff.
+    retry_min_seconds: float = Field(default=1.0, gt=0, le=60)
+    retry_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+    long_poll_seconds: float = Field(default=20.0, ge=0, le=25)
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # An open sale untouched this long does not hold back-office updates back.
+    idle_sale_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    watch_network: bool = True
 
 
 class LanSection(_Section):
