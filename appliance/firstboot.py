@@ -2,28 +2,41 @@
 
 The installer (or the shop, from a PC) puts ``firstboot.toml`` on the data partition:
 the register's configuration as in the README (``[store]``, ``[register]`` and any
-other section) plus ``[pairing] code``, the code the back office gave to pair this
-register. On the first boot ``appliance firstboot`` validates it with the register's
-own config rules (a bad key or value is refused with file and key named, and nothing
-is written), then writes ``register.toml`` and ``pairing.toml`` next to it, each
-atomically (temp file, fsync, rename, fsync of the folder) so a power cut leaves
-either no configuration or a whole one. Once ``register.toml`` exists this does
-nothing: from then on the configuration is the admin panel's.
+other section) plus ``[pairing] url, code``: the back office and the one-time code it
+gave to pair this register. On the first boot ``appliance firstboot`` validates it
+with the register's own config rules (a bad key or value is refused with file and key
+named, and nothing is written), then writes ``register.toml`` and ``pairing.toml``
+next to it, each atomically (temp file, fsync, rename, fsync of the folder) so a power
+cut leaves either no configuration or a whole one. Once ``register.toml`` exists this
+does nothing: from then on the configuration is the admin panel's.
+
+The running register then pairs from ``pairing.toml`` (``attach_pairing``): at once,
+and again with backoff while the back office cannot be reached — a box is often
+switched on before its network works. Paired, the file is deleted (the code is
+single-use); refused, it is kept as ``pairing.refused.toml`` and the log says why.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import config_from_dict
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, Conflict
+
+if TYPE_CHECKING:
+    from appliance.features import Context
+
+log = logging.getLogger(__name__)
 
 CONFIG_NAME = "register.toml"
 PAIRING_NAME = "pairing.toml"
@@ -57,7 +70,7 @@ def apply_first_boot(source: Path, data_dir: Path) -> FirstBootResult:
         action = "configured"
     else:
         raw, action = {}, "defaults"
-    pairing = _pairing(raw.pop("pairing", None), source)
+    pairing: dict[str, str] | None = _pairing(raw.pop("pairing", None), source)
     for section, values in APPLIANCE_DEFAULTS.items():
         table = raw.setdefault(section, {})
         if isinstance(table, dict):
@@ -74,7 +87,7 @@ def apply_first_boot(source: Path, data_dir: Path) -> FirstBootResult:
     pairing_path = None
     if pairing is not None:
         pairing_path = data_dir / PAIRING_NAME
-        doc = {"code": pairing, "store_id": config.store.id, "register_id": config.register.id}
+        doc = {**pairing, "store_id": config.store.id, "register_id": config.register.id}
         write_atomically(pairing_path, to_toml(doc))
     origin = source.name if action == "configured" else "built-in defaults (no first-boot file)"
     header = (
@@ -86,15 +99,17 @@ def apply_first_boot(source: Path, data_dir: Path) -> FirstBootResult:
     return FirstBootResult(action, target, pairing_path)
 
 
-def _pairing(table: Any, source: Path) -> str | None:
+def _pairing(table: Any, source: Path) -> dict[str, str] | None:
     if table is None:
         return None
-    if not isinstance(table, dict) or set(table) - {"code"}:
-        raise ConfigError(f"{source}: pairing: a table with one key, code")
-    code = table.get("code")
+    if not isinstance(table, dict) or set(table) != {"url", "code"}:
+        raise ConfigError(f"{source}: pairing: a table with two keys, url and code")
+    code, url = table["code"], table["url"]
     if not isinstance(code, str) or not re.fullmatch(PAIRING_CODE_RE, code):
         raise ConfigError(f"{source}: pairing.code: 4-64 letters, digits and dashes (got {code!r})")
-    return code
+    if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ConfigError(f"{source}: pairing.url: the back office's http(s) address (got {url!r})")
+    return {"url": url, "code": code}
 
 
 def to_toml(data: dict[str, Any]) -> str:
@@ -154,3 +169,52 @@ def write_atomically(path: Path, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+# pairing from the first-boot file -----------------------------------------------------
+async def pair_from_file(
+    engine: Any, path: Path, name: str, min_wait_s: float = 5.0, max_wait_s: float = 300.0
+) -> str:
+    """Pair the sync ``engine`` from ``pairing.toml``; "paired", "refused" or "already"."""
+    doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    wait = min_wait_s
+    while True:
+        if engine.client is not None:  # paired meanwhile (e.g. through the admin panel)
+            path.unlink(missing_ok=True)
+            return "already"
+        try:
+            await engine.pair(doc["url"], doc["code"], name)
+        except Conflict as exc:
+            if exc.field == "url":  # the back office cannot be reached (yet)
+                log.info("pairing with %s: %s; again in %.0f s", doc["url"], exc.message, wait)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, max_wait_s)
+                continue
+            path.replace(path.with_name("pairing.refused.toml"))
+            log.error("pairing with %s refused: %s (pairing.refused.toml kept; pair again "
+                      "with a new code)", doc["url"], exc.message)  # fmt: skip
+            return "refused"
+        path.unlink(missing_ok=True)
+        log.info("paired with the back office %s", doc["url"])
+        return "paired"
+
+
+def attach_pairing(ctx: Context, path: Path) -> None:
+    """Pair in the background once the register has started, if ``path`` exists."""
+    engine = getattr(ctx.app.state, "sync", None)
+    if engine is None or not path.exists():
+        return
+    task: asyncio.Task[str] | None = None
+
+    async def start() -> None:
+        nonlocal task
+        task = asyncio.create_task(pair_from_file(engine, path, ctx.config.register.name))
+
+    async def stop() -> None:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    ctx.on_start(start)
+    ctx.on_stop(stop)

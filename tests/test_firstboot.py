@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +16,8 @@ from hypothesis import strategies as st
 from appliance.config import load_config
 from appliance.errors import ConfigError
 from appliance.firstboot import apply_first_boot, to_toml
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, free_port
+from tests.sync_support import Admin, BackOfficeProcess, new_store_ids, seed, wait_until
 
 FIRSTBOOT = """
 [store]
@@ -25,6 +28,7 @@ receipt_header = ["Corner Shop", "Main St. 1 \\"east\\""]
 id = "R2"
 name = "Counter 2"
 [pairing]
+url = "https://backoffice.example:8800"
 code = "7KQ4-9XZM"
 [tax.rates]
 standard = "8.875"
@@ -48,7 +52,8 @@ def test_first_boot_file_becomes_the_config_and_pairing(tmp_path: Path) -> None:
     assert str(config.tax.rates["standard"]) == "8.875"
     assert config.payments.offline.enabled and config.payments.offline.max_amount == 5000
     pairing = tomllib.loads((tmp_path / "pairing.toml").read_text())
-    assert pairing == {"code": "7KQ4-9XZM", "store_id": "corner", "register_id": "R2"}
+    assert pairing == {"url": "https://backoffice.example:8800", "code": "7KQ4-9XZM",
+                       "store_id": "corner", "register_id": "R2"}  # fmt: skip
     assert (tmp_path / "pairing.toml").stat().st_mode & 0o077 == 0  # a secret: owner only
     assert "pairing" not in (tmp_path / "register.toml").read_text()
 
@@ -63,8 +68,9 @@ def test_first_boot_file_becomes_the_config_and_pairing(tmp_path: Path) -> None:
     [
         ('[store]\nid = "corner"\ncolour = "red"\n', "store.colour: unknown key"),
         ('[register]\nid = "R 2"\n', "register.id"),
-        ('[pairing]\ncode = "x"\n', "pairing.code"),
-        ('[pairing]\ncode = "ABCD-1234"\nsecret = 1\n', "pairing: a table with one key"),
+        ('[pairing]\nurl = "http://bo:8800"\ncode = "x"\n', "pairing.code"),
+        ('[pairing]\nurl = "bo:8800"\ncode = "ABCD-1234"\n', "pairing.url"),
+        ('[pairing]\ncode = "ABCD-1234"\n', "pairing: a table with two keys"),
         ('[register]\ndata_dir = "/tmp"\n', "register.data_dir: set by the appliance"),
         ("[store\n", "not valid TOML"),
     ],
@@ -125,3 +131,67 @@ tables: st.SearchStrategy[dict[str, Any]] = st.recursive(
 @given(tables)
 def test_to_toml_round_trips(data: dict[str, Any]) -> None:
     assert tomllib.loads(to_toml(data)) == data
+
+
+def _first_start(folder: Path, firstboot: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`appliance run --first-boot` as the appliance's unit runs it, on a loopback port."""
+    folder.mkdir()
+    (folder / "firstboot.toml").write_text(firstboot)
+    port = free_port()
+    cmd = [str(VENV_BIN / "appliance"), "run", "--config", str(folder / "register.toml"),
+           "--first-boot", str(folder / "firstboot.toml"), "--port", str(port)]  # fmt: skip
+    with open(folder / "register.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _sync_status(url: str) -> dict[str, Any] | None:
+    try:
+        status: dict[str, Any] = httpx.get(f"{url}/api/sync/status", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return status
+
+
+@pytest.fixture
+def backoffice(tmp_path: Path) -> Iterator[tuple[BackOfficeProcess, str]]:
+    (tmp_path / "bo").mkdir()
+    db_url = f"sqlite:///{tmp_path / 'bo' / 'bo.db'}"
+    store = new_store_ids(1)[0]
+    seed(db_url, (store,))
+    proc = BackOfficeProcess(db_url, tmp_path / "bo")
+    proc.start()
+    yield proc, store
+    proc.stop()
+
+
+def test_first_start_pairs_from_the_first_boot_file(
+    tmp_path: Path, backoffice: tuple[BackOfficeProcess, str]
+) -> None:
+    bo, store = backoffice
+    admin = Admin(bo.url)
+    code = admin.pairing_code(store)
+    firstboot = (f'[store]\nid = "{store}"\n[register]\nid = "{{rid}}"\n[http]\n'
+                 f'host = "127.0.0.1"\n[pairing]\nurl = "{bo.url}"\ncode = "{code}"\n')  # fmt: skip
+    first, first_url = _first_start(tmp_path / "r1", firstboot.format(rid="R1"))
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        status = wait_until(
+            lambda: (s := _sync_status(first_url)) and s.get("online") and s,
+            60, "the register did not pair and come online", first,
+        )  # fmt: skip
+        assert not (tmp_path / "r1" / "pairing.toml").exists()  # single-use: gone once used
+        assert load_config(tmp_path / "r1" / "register.toml").register.id == "R1"
+        assert status["online"] is True
+        # The same single-use code again: the back office refuses, the register says why.
+        second, _ = _first_start(tmp_path / "r2", firstboot.format(rid="R2"))
+        refused = tmp_path / "r2" / "pairing.refused.toml"
+        wait_until(refused.exists, 60, "a used code was not refused", second)
+        assert not (tmp_path / "r2" / "pairing.toml").exists()
+        assert "pairing" in (tmp_path / "r2" / "register.log").read_text()
+    finally:
+        admin.close()
+        for proc in (first, second):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)

@@ -153,8 +153,9 @@ def scan_and_wait(run: Runner, stage: Stage, code: str, lines: int) -> dict[str,
 def test_boot_applies_first_boot_file_on_read_only_layers(run: Runner, stage: Stage) -> None:
     status = api(stage, "GET", "/api/status")
     assert (status["register_id"], status["store_id"]) == ("Q1", "hilstore")
-    pairing = guest(run, stage, ["cat", "/var/lib/register-appliance/pairing.toml"])
-    assert 'code = "HIL-0001"' in pairing.stdout
+    written = guest(run, stage, ["cat", CONFIG]).stdout
+    assert written.startswith("# Written by `appliance firstboot` from firstboot.toml")
+    assert 'host = "0.0.0.0"' in written and 'data_dir = "data"' in written
     owner = guest(run, stage, ["stat", "-c", "%U %a", "/var/lib/register-appliance/data"])
     assert owner.stdout.split()[0] == "appliance"
     mounts = guest(run, stage, ["cat", "/proc/mounts"]).stdout

@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         app = create_app(config)
+        if args.first_boot and args.config:
+            from appliance.firstboot import PAIRING_NAME, attach_pairing
+
+            # The first-boot file's pairing code: paired once the register runs.
+            attach_pairing(app.state.features, Path(args.config).parent / PAIRING_NAME)
         print(
             f"appliance: register {config.register.id} data in {config.data_dir}, "
             f"http://{host}:{port}/",

@@ -25,7 +25,9 @@ from hil.qemu.image import Image, Progress, ensure_image, make_data_disk
 from hil.qemu.machine import QemuAppliance, QemuError
 
 # The register the stage boots: the first-boot file a shop's installer would write.
-# Its scanner is QEMU's USB keyboard (profile shipped with the rig's guest files).
+# Its scanner is QEMU's USB keyboard (profile shipped with the rig's guest files). No
+# [pairing]: the guest's network is restricted to the forwarded API (pairing from the
+# first-boot file is tested against a real back office in tests/test_firstboot.py).
 HIL_FIRSTBOOT = """\
 [store]
 id = "hilstore"
@@ -35,9 +37,6 @@ receipt_header = ["HIL Shop", "QEMU stage"]
 [register]
 id = "Q1"
 name = "QEMU register"
-
-[pairing]
-code = "HIL-0001"
 
 [scanners]
 profiles = ["/usr/local/lib/appliance-hil/qemu-usb-keyboard.toml"]
