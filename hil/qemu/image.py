@@ -191,7 +191,8 @@ def kernel_package() -> str:
 def base_key(kiosk: bool, kernel_pkg: str) -> str:
     h = hashlib.sha256(f"{BUILD_VERSION}|{SUITE}|{kernel_pkg}|kiosk={kiosk}".encode())
     inputs = [IMAGE_DIR / "packages.txt", IMAGE_DIR / "initramfs-init",
-              IMAGE_DIR / "initramfs-modules.txt", IMAGE_DIR / "rootfs",
+              IMAGE_DIR / "initramfs-modules.txt", IMAGE_DIR / "initramfs-modules-hardware.txt",
+              IMAGE_DIR / "rootfs",
               Path(__file__)]  # fmt: skip
     if kiosk:
         inputs.append(IMAGE_DIR / "kiosk-packages.txt")
@@ -338,22 +339,27 @@ def _initramfs(kroot: Path, version: str, out: Path, work: Path) -> None:
     shutil.copy2(IMAGE_DIR / "initramfs-init", root / "init")
     os.chmod(root / "init", 0o755)
     _run(["depmod", "-b", str(kroot), version])
-    order: list[str] = []
-    for module in _read_list(IMAGE_DIR / "initramfs-modules.txt"):
-        out_ = subprocess.run(["modprobe", "-d", str(kroot), "-S", version, "--show-depends",
-                               module], capture_output=True, text=True)  # fmt: skip
-        if out_.returncode != 0:
-            raise ImageError(f"initramfs module {module}: {out_.stderr.strip()}")
-        for line in out_.stdout.splitlines():
-            parts = line.split()
-            if parts and parts[0] == "insmod":
-                name = Path(parts[1]).name
-                if name not in order:
-                    shutil.copy2(parts[1], root / "modules" / name)
-                    order.append(name)
-    (root / "modules/load").write_text("\n".join(order) + "\n")
+    seen: set[str] = set()  # each module in the first list that needs it, dependencies first
+    for listing, target in (("initramfs-modules.txt", "load"),
+                            ("initramfs-modules-hardware.txt", "load-hardware")):  # fmt: skip
+        names: list[str] = []
+        for module in _read_list(IMAGE_DIR / listing):
+            for path in _show_depends(kroot, version, module):
+                if path.name not in seen:
+                    seen.add(path.name)
+                    names.append(path.name)
+                    shutil.copy2(path, root / "modules" / path.name)
+        (root / "modules" / target).write_text("\n".join(names) + "\n")
     _cpio(root, out)
     shutil.rmtree(root)
+
+
+def _show_depends(kroot: Path, version: str, module: str) -> list[Path]:
+    out = subprocess.run(["modprobe", "-d", str(kroot), "-S", version, "--show-depends", module],
+                         capture_output=True, text=True)  # fmt: skip
+    if out.returncode != 0:
+        raise ImageError(f"initramfs module {module}: {out.stderr.strip()}")
+    return [Path(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("insmod")]
 
 
 def _cpio(root: Path, out: Path) -> None:
