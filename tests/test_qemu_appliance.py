@@ -190,7 +190,7 @@ def test_units_verify_and_hardening_in_the_guest(
 
 
 def test_udev_gives_the_register_its_devices(run: Runner, stage: Stage) -> None:
-    scanner = guest(run, stage, ["stat", "-L", "-c", "%G %a", "/dev/hil-scanner"])
+    scanner = guest(run, stage, ["stat", "-L", "-c", "%G %a", "/dev/scanner-qemu-kbd"])
     assert scanner.stdout.split() == ["appliance", "660"], scanner
     serial = guest(run, stage, ["sh", "-c", "for l in /dev/appliance/serial-*; do "
                                 "echo $l $(readlink -f $l) $(stat -L -c %G $l); done"])  # fmt: skip

@@ -25,7 +25,8 @@ from hil.qemu.image import Image, Progress, ensure_image, make_data_disk
 from hil.qemu.machine import QemuAppliance, QemuError
 
 # The register the stage boots: the first-boot file a shop's installer would write.
-# Its scanner is QEMU's USB keyboard (profile shipped with the rig's guest files). No
+# Its scanner is QEMU's USB keyboard (firmware_configs/scanners/qemu-usb-kbd-us.toml,
+# opened through firmware_configs/udev/60-appliance-scanners.rules). No
 # [pairing]: the guest's network is restricted to the forwarded API (pairing from the
 # first-boot file is tested against a real back office in tests/test_firstboot.py).
 HIL_FIRSTBOOT = """\
@@ -39,7 +40,7 @@ id = "Q1"
 name = "QEMU register"
 
 [scanners]
-profiles = ["/usr/local/lib/appliance-hil/qemu-usb-keyboard.toml"]
+profiles = ["qemu-usb-kbd-us"]
 """
 # Where the guest sees the terminal: the USB-serial adapter on the xHCI's first port.
 GUEST_TERMINAL = "/dev/ttyUSB0"
