@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from drivers.zvt.pan import find_full_pans
+from drivers.zvt.pan import find_full_pans, luhn_ok
 from hil.zvt_sim.script import parse_outcome
-from hil.zvt_sim.terminal import SimTerminal
 from tests.conftest import CATALOG_CSV, RegisterProcess
 from tests.payments_kit import ThreadedTerminal
 
@@ -28,6 +27,19 @@ def terminal() -> Iterator[ThreadedTerminal]:
     t = ThreadedTerminal(leak_clear_pan=True)  # the worst terminal: clear PANs on the wire
     yield t
     t.close()
+
+
+@pytest.fixture
+def running(tmp_path: Path, terminal: ThreadedTerminal) -> Iterator[tuple[RegisterProcess, Api]]:
+    """A register process with the demo catalog and an open shift, on ``terminal``."""
+    proc = start_register(tmp_path, terminal)
+    try:
+        api = Api(proc)
+        assert api.http.post("/api/catalog/import", content=CATALOG_CSV).status_code == 200
+        api.ok("POST", "/api/shifts", {"float_minor": 0}, 201)
+        yield proc, api
+    finally:
+        proc.stop()
 
 
 def start_register(tmp_path: Path, terminal: ThreadedTerminal) -> RegisterProcess:
@@ -72,45 +84,35 @@ class Api:
             time.sleep(0.05)
 
 
-def setup_register(api: Api) -> None:
-    assert api.http.post("/api/catalog/import", content=CATALOG_CSV).status_code == 200
-    api.ok("POST", "/api/shifts", {"float_minor": 0}, 201)
-
-
 def test_kill_9_mid_payment_is_resolved_on_restart_without_a_second_charge(
-    tmp_path: Path, terminal: ThreadedTerminal
+    running: tuple[RegisterProcess, Api], terminal: ThreadedTerminal
 ) -> None:
-    proc = start_register(tmp_path, terminal)
-    try:
-        api = Api(proc)
-        setup_register(api)
-        sale = api.sale("COFFEE", "BEER")
-        terminal.do(lambda s: s.script(parse_outcome("approve,pin=1.2,interval=0.1")))
-        p = api.pay(sale["id"], wait=0)
-        api.until(f"/api/payments/{p['id']}", lambda d: d["status_text"] == "please watch PIN pad")
-        proc.kill()  # the register dies while the customer types the PIN
-        # The terminal does not care: the customer finishes, the host approves.
-        deadline = time.monotonic() + 5
-        while not terminal.do(lambda s: len(s.journal)):
-            assert time.monotonic() < deadline, "the terminal never finished the payment"
-            time.sleep(0.05)
-        proc.start()
-        api = Api(proc)
-        done = api.until(f"/api/payments/{p['id']}", lambda d: d["state"] not in ("unknown",))
-        assert done["state"] == "approved" and "repeat receipt" in done["resolution"]
-        assert [e["state"] for e in done["events"]] == [
-            "requested",
-            "in_progress",
-            "unknown",
-            "approved",
-        ]
-        sale = api.ok("GET", f"/api/sales/{sale['id']}")
-        assert sale["status"] == "completed" and len(sale["tenders"]) == 1
-        assert sale["tenders"][0]["card"]["pan_masked"] == "541333******0011"
-        journal = terminal.do(lambda s: [(t.kind, t.amount_minor, t.approved) for t in s.journal])
-        assert journal == [("payment", 748, True)]  # charged once
-    finally:
-        proc.stop()
+    proc, api = running
+    sale = api.sale("COFFEE", "BEER")
+    terminal.do(lambda s: s.script(parse_outcome("approve,pin=1.2,interval=0.1")))
+    p = api.pay(sale["id"], wait=0)
+    api.until(f"/api/payments/{p['id']}", lambda d: d["status_text"] == "please watch PIN pad")
+    proc.kill()  # the register dies while the customer types the PIN
+    # The terminal does not care: the customer finishes, the host approves.
+    deadline = time.monotonic() + 5
+    while not terminal.do(lambda s: len(s.journal)):
+        assert time.monotonic() < deadline, "the terminal never finished the payment"
+        time.sleep(0.05)
+    proc.start()
+    api = Api(proc)
+    done = api.until(f"/api/payments/{p['id']}", lambda d: d["state"] != "unknown")
+    assert done["state"] == "approved" and "repeat receipt" in done["resolution"]
+    assert [e["state"] for e in done["events"]] == [
+        "requested",
+        "in_progress",
+        "unknown",
+        "approved",
+    ]
+    sale = api.ok("GET", f"/api/sales/{sale['id']}")
+    assert sale["status"] == "completed" and len(sale["tenders"]) == 1
+    assert sale["tenders"][0]["card"]["pan_masked"] == "541333******0011"
+    journal = terminal.do(lambda s: [(t.kind, t.amount_minor, t.approved) for t in s.journal])
+    assert journal == [("payment", 748, True)]  # charged once
 
 
 def _session(api: Api, terminal: ThreadedTerminal) -> dict[str, Any]:
@@ -157,12 +159,44 @@ def _session(api: Api, terminal: ThreadedTerminal) -> dict[str, Any]:
     return z  # type: ignore[no-any-return]
 
 
+def _cells(db: Path) -> str:
+    """Every value in every table of the database (WAL applied), JSON documents opened
+    into their strings and numbers, one per line: what the register stores, unglued."""
+    import sqlite3
+
+    out: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                out.append(str(k))
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and value[:1] in "[{":
+            try:
+                walk(json.loads(value))
+            except ValueError:
+                out.append(value)
+        elif value is not None:
+            out.append(str(value))
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    walk(value.decode("latin-1") if isinstance(value, bytes) else value)
+    finally:
+        conn.close()
+    return "\n".join(out)
+
+
 def _texts(data_dir: Path, log: Path, api: Api) -> dict[str, str]:
-    texts = {
-        p.name: p.read_bytes().decode("latin-1") for p in sorted(data_dir.glob("register.db*"))
-    }
-    assert "register.db-wal" in texts, "expected the WAL file while the register runs"
-    texts["log"] = log.read_text(errors="replace")
+    assert (data_dir / "register.db-wal").exists(), "expected the WAL while the register runs"
+    texts = {"database": _cells(data_dir / "register.db"), "log": log.read_text("utf-8", "replace")}
     sales = api.ok("GET", "/api/sales")
     # What receipts print for card tenders: the card data and the terminal's slip lines.
     texts["receipts"] = "\n".join(
@@ -177,15 +211,22 @@ def _texts(data_dir: Path, log: Path, api: Api) -> dict[str, str]:
     return texts
 
 
-# Benign digit runs in a register's files: HLC timestamps (13-digit ms + counter) and
-# hex ids that happen to hold 13+ digits in a row. A card number is all digits, so it
-# survives this; the exact test card is also searched byte for byte (ASCII and BCD).
+# Benign digit runs in text: HLC timestamps (13-digit ms + counter) and hex ids that
+# happen to hold 13+ digits in a row. A card number is all digits, so it survives this.
 _HLC = re.compile(r"\d{13}\.\d{6}")
 _HEX_ID = re.compile(r"(?<![0-9a-f])(?=[0-9a-f]{0,31}[a-f])[0-9a-f]{12,32}(?![0-9a-f])")
+# In the raw files (every page version in the WAL), values sit glued to each other, so
+# there a card number is a run of 13-19 digits delimited as text delimits it.
+_DELIMITED = re.compile(r"(?<=[\s\"',:=\[{(*])\d{13,19}(?=[\s\"',:\]})*])")
 
 
 def pan_like(text: str) -> list[str]:
     return find_full_pans(_HEX_ID.sub(" ", _HLC.sub(" ", text)))
+
+
+def raw_pan_like(data: bytes) -> list[str]:
+    text = data.decode("latin-1")
+    return [m.group(0) for m in _DELIMITED.finditer(text) if luhn_ok(m.group(0))]
 
 
 def _bcd_forms(pan: str) -> list[bytes]:
@@ -194,28 +235,25 @@ def _bcd_forms(pan: str) -> list[bytes]:
 
 
 def test_no_full_pan_in_database_wal_logs_or_receipts(
-    tmp_path: Path, terminal: ThreadedTerminal
+    tmp_path: Path, running: tuple[RegisterProcess, Api], terminal: ThreadedTerminal
 ) -> None:
-    proc = start_register(tmp_path, terminal)
-    try:
-        api = Api(proc)
-        setup_register(api)
-        _session(api, terminal)
-        slips = json.dumps(api.ok("GET", "/api/sales"))
-        assert "541333******0011" in slips  # masked card data is there...
-        texts = _texts(tmp_path / "data", proc.log, api)
-        raw = {p.name: p.read_bytes() for p in (tmp_path / "data").glob("register.db*")}
-    finally:
-        proc.stop()
-    texts["log after stop"] = proc.log.read_text(errors="replace")
-    for p in (tmp_path / "data").glob("register.db*"):
-        texts[f"{p.name} after stop"] = p.read_bytes().decode("latin-1")
-        raw[f"{p.name} after stop"] = p.read_bytes()
+    proc, api = running
+    _session(api, terminal)
+    slips = json.dumps(api.ok("GET", "/api/sales"))
+    assert "541333******0011" in slips  # masked card data is there...
     assert terminal.do(lambda s: s.leak_clear_pan)  # ...although the terminal sent clear PANs
+    texts = _texts(tmp_path / "data", proc.log, api)
+    raw = {p.name: p.read_bytes() for p in (tmp_path / "data").glob("register.db*")}
+    proc.stop()
+    texts["log after stop"] = proc.log.read_text("utf-8", "replace")
+    texts["database after stop"] = _cells(tmp_path / "data" / "register.db")
+    for p in (tmp_path / "data").glob("register.db*"):
+        raw[f"{p.name} after stop"] = p.read_bytes()
+    assert "register.db-wal" in raw
     for where, text in texts.items():
         assert pan_like(text) == [], f"full PAN in {where}"
         assert PAN not in re.sub(r"[ \-]", "", text), f"full PAN in {where}"
     for where, data in raw.items():
+        assert raw_pan_like(data) == [], f"full PAN in {where}"
         for form in [PAN.encode(), *_bcd_forms(PAN)]:
             assert form not in data, f"{where} holds the PAN as {form.hex()}"
-    assert isinstance(terminal.sim, SimTerminal)

@@ -53,7 +53,8 @@ Doc = dict[str, Any]
 # A terminal's date/time and the register's clock may differ; an interrupted payment's
 # transaction found on the terminal must be no older than this before its start.
 CLOCK_SLACK = timedelta(minutes=10)
-MAX_LIVE = 50
+MAX_LIVE = 50  # statuses kept per payment
+MAX_LIVE_PAYMENTS = 200  # payments whose statuses are kept
 
 
 def card_doc(row: Doc) -> Doc:
@@ -390,6 +391,9 @@ class PaymentService:
             )
 
         row: Doc = await self.call(create)
+        for old in list(self.live)[: max(0, len(self.live) - MAX_LIVE_PAYMENTS)]:
+            if old not in self.runners:
+                del self.live[old]  # statuses of long-settled payments
         self.live[payment_id] = live = Live()
         live.push("waiting for the terminal")
         self.runners[payment_id] = asyncio.get_running_loop().create_task(
@@ -513,8 +517,7 @@ class PaymentService:
                 log.error("payment %s: over an offline limit and not reversible", payment_id)
                 message += f" (over an offline limit, but the reversal failed: {problem})"
             fields["forward_state"] = sm.PENDING
-        await self._move(payment_id, sm.APPROVED, message, **fields)
-        return await self._tender_locked(payment_id)
+        return await self._tender_locked(payment_id, {"message": message, **fields})
 
     def _offline_problem(
         self, register: Register, payment_id: str, entry: str | None
@@ -536,11 +539,14 @@ class PaymentService:
             return exc.message
         return None
 
-    async def _tender_locked(self, payment_id: str) -> Doc:
+    async def _tender_locked(self, payment_id: str, approve: Doc | None = None) -> Doc:
         """Make the approved payment a tender of its sale; reverse it if the sale cannot
-        take it any more. A storage failure leaves it for the background retry."""
+        take it any more. With ``approve`` (the state change's fields) the approval and
+        the tender are one transaction; a tender the sale refuses rolls back alone.
+        A storage failure leaves it to the background task (resolved with the
+        terminal if even the approval could not be written)."""
 
-        def add(register: Register) -> str | None:
+        def tender(register: Register) -> str | None:
             row = store.get(register, payment_id)
             if row["tender_id"] or row["state"] != sm.APPROVED or row["reversed_by"]:
                 return None
@@ -571,11 +577,32 @@ class PaymentService:
                 return exc.message
             return None
 
+        def approve_and_tender(register: Register) -> str | None:
+            if approve is None:
+                return tender(register)
+            if register.conn.in_transaction:  # already inside the service's group commit
+                store.transition(register, payment_id, sm.APPROVED, **approve)
+                return tender(register)
+            with register.group_commit():  # one COMMIT: approval and tender together
+                store.transition(register, payment_id, sm.APPROVED, **approve)
+                return tender(register)
+
         try:
-            problem = await self.call(add)
+            problem = await self.call(approve_and_tender)
         except StorageUnavailable as exc:
             log.error("payment %s approved but not recorded yet: %s", payment_id, exc.message)
+            now = await self.call(store.get, payment_id)
+            if approve is not None and now["state"] == sm.IN_PROGRESS:
+                with contextlib.suppress(StorageUnavailable):
+                    await self._move(
+                        payment_id, sm.UNKNOWN, f"approved, but not recorded: {exc.message}"
+                    )
             return await self.call(store.get, payment_id)
+        if approve is not None:
+            live = self.live.get(payment_id)
+            if live is not None:
+                live.push(str(approve["message"]))
+            log.info("payment %s: approved (%s)", payment_id, approve["message"])
         row: Doc = await self.call(store.get, payment_id)
         if problem is not None and row["kind"] == "payment":
             await self._reverse_locked(row, row["sale_id"], f"the sale cannot take it: {problem}")
@@ -742,7 +769,7 @@ class PaymentService:
             return False  # the last transaction is a reversal, not this payment
         if row["prev_receipt_no"] is not None and last.receipt_no == row["prev_receipt_no"]:
             return False
-        owner = store.receipt_owner(register, last.receipt_no, last.terminal_id)
+        owner = store.receipt_owner(register, last.receipt_no, last.terminal_id, row["created_at"])
         if owner is not None and owner != row["id"]:
             return False
         if row["prev_receipt_no"] is None:
@@ -1034,22 +1061,10 @@ class PaymentService:
 
     # ---- the background task ----
 
-    async def _busy_rows(self) -> bool:
-        def read(register: Register) -> bool:
-            row = register.conn.execute(
-                "SELECT 1 FROM payments WHERE state = 'unknown' OR (state = 'approved' AND"
-                " tender_id IS NULL AND reversed_by IS NULL) OR (offline = 1 AND state ="
-                " 'approved' AND forward_state = 'pending' AND reversed_by IS NULL) LIMIT 1"
-            ).fetchone()
-            return row is not None
-
-        result: bool = await self.call(read)
-        return result
-
     async def _monitor_loop(self) -> None:
         while True:
             try:
-                work = await self._busy_rows() or self.offline_now
+                work = await self.call(store.has_work) or self.offline_now
             except Exception:
                 work = True
             timeout = self.cfg.poll_seconds if work else max(300.0, self.cfg.poll_seconds)
@@ -1069,6 +1084,9 @@ class PaymentService:
         if self.link.lock.locked() or not self.link.configured:
             return
         async with self.link.lock:
+            for row in await self.call(store.select, "state = ?", (sm.IN_PROGRESS,)):
+                if row["id"] not in self.runners:  # its conversation ended unrecorded
+                    await self._move(row["id"], sm.UNKNOWN, "not recorded: resolving")
             if await self._resolve_all_locked() is not None:
                 return
             for row in await self.call(

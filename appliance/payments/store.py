@@ -16,7 +16,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from appliance.errors import Conflict, NotFound, ValidationError
@@ -25,6 +25,7 @@ from appliance.payments.offline import Outstanding
 from appliance.reducer import Op
 from appliance.register import Register
 from appliance.sale import OPEN
+from appliance.storage.db import transaction
 
 Doc = dict[str, Any]
 
@@ -90,25 +91,19 @@ def now_iso() -> str:
 @contextmanager
 def atomic(conn: sqlite3.Connection) -> Iterator[None]:
     """One durable unit: a transaction, or a savepoint inside the service's group."""
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT payments")
-        try:
+    if not conn.in_transaction:
+        with transaction(conn):
             yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK TO payments")
-                conn.execute("RELEASE payments")
-            raise
-        conn.execute("RELEASE payments")
         return
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("SAVEPOINT payments")
     try:
         yield
-        conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK TO payments")
+            conn.execute("RELEASE payments")
         raise
+    conn.execute("RELEASE payments")
 
 
 def _row(values: tuple[Any, ...]) -> Doc:
@@ -174,18 +169,21 @@ def active_for_sale(register: Register, sale_id: str) -> Doc | None:
 
 
 def last_receipt_no(register: Register) -> int | None:
-    row = register.conn.execute(
-        "SELECT receipt_no FROM payments WHERE receipt_no IS NOT NULL"
-        " ORDER BY updated_at DESC LIMIT 1"
-    ).fetchone()
-    return None if row is None else int(row[0])
+    """The terminal's receipt number last seen by the register (any answer that had one)."""
+    value = meta(register, "last_receipt_no")
+    return None if value is None else int(value)
 
 
-def receipt_owner(register: Register, receipt_no: int, terminal_id: str | None) -> str | None:
+def receipt_owner(
+    register: Register, receipt_no: int, terminal_id: str | None, before: str
+) -> str | None:
+    """The payment that already holds this terminal receipt number. Receipt numbers
+    wrap (4 digits), so only payments of the two days before ``before`` count."""
+    since = (datetime.fromisoformat(before.replace("Z", "+00:00")) - timedelta(days=2)).isoformat()
     row = register.conn.execute(
         "SELECT id FROM payments WHERE receipt_no = ? AND (terminal_id IS ? OR ? IS NULL)"
-        " ORDER BY created_at DESC LIMIT 1",
-        (receipt_no, terminal_id, terminal_id),
+        " AND created_at >= ? ORDER BY created_at DESC LIMIT 1",
+        (receipt_no, terminal_id, terminal_id, since.replace("+00:00", "Z")),
     ).fetchone()
     return None if row is None else str(row[0])
 
@@ -283,6 +281,8 @@ def transition(register: Register, payment_id: str, state: str, **fields: Any) -
     with atomic(register.conn):
         _set(register, payment_id, {**fields, "state": state})
         _event(register, payment_id, state, fields.get("message"))
+        if fields.get("receipt_no") is not None:
+            _put_meta(register, "last_receipt_no", str(fields["receipt_no"]))
     return get(register, payment_id)
 
 
@@ -323,20 +323,31 @@ def recover_after_restart(register: Register) -> list[Doc]:
 # ---- offline approvals ----
 
 
+_PENDING_SQL = (
+    "(offline = 1 AND state = 'approved' AND forward_state = 'pending' AND reversed_by IS NULL)"
+)
+
+
 def outstanding(register: Register) -> Outstanding:
     row = register.conn.execute(
         "SELECT count(*), coalesce(sum(amount), 0), min(created_at) FROM payments"
-        " WHERE offline = 1 AND state = 'approved' AND forward_state = 'pending'"
-        " AND reversed_by IS NULL"
+        f" WHERE {_PENDING_SQL}"
     ).fetchone()
     return Outstanding(int(row[0]), int(row[1]), row[2])
 
 
 def pending_forward(register: Register) -> list[Doc]:
-    return select(
-        register,
-        "offline = 1 AND state = 'approved' AND forward_state = 'pending' AND reversed_by IS NULL",
-    )
+    return select(register, _PENDING_SQL)
+
+
+def has_work(register: Register) -> bool:
+    """Anything the background task has to do with the terminal: unknown payments,
+    approvals not yet tenders, offline approvals waiting to be forwarded."""
+    row = register.conn.execute(
+        "SELECT 1 FROM payments WHERE state IN ('unknown', 'in_progress') OR (state ="
+        f" 'approved' AND tender_id IS NULL AND reversed_by IS NULL) OR {_PENDING_SQL} LIMIT 1"
+    ).fetchone()
+    return row is not None
 
 
 def declined_after(register: Register) -> list[Doc]:
@@ -489,24 +500,42 @@ def meta(register: Register, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _put_meta(register: Register, key: str, value: str | None) -> None:
+    if value is None:
+        register.conn.execute("DELETE FROM payment_meta WHERE key = ?", (key,))
+    else:
+        register.conn.execute(
+            "INSERT INTO payment_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
 def set_meta(register: Register, key: str, value: str | None) -> None:
     with atomic(register.conn):
-        if value is None:
-            register.conn.execute("DELETE FROM payment_meta WHERE key = ?", (key,))
-        else:
-            register.conn.execute(
-                "INSERT INTO payment_meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        _put_meta(register, key, value)
 
 
 def record_eod(register: Register, shift_id: str | None, ok: bool, result: Doc) -> Doc:
+    """Store an end-of-day run. A successful one has submitted every stored offline
+    payment: those the terminal gave no individual answer for (06 51 unsupported or
+    failed) are marked submitted, with no result (a decline would show in its
+    end-of-day report and the acquirer's statement, not here)."""
+    at = now_iso()
     with atomic(register.conn):
         cur = register.conn.execute(
             "INSERT INTO terminal_eod (at, shift_id, ok, result) VALUES (?, ?, ?, ?)",
-            (now_iso(), shift_id, int(ok), json.dumps(result, ensure_ascii=False)),
+            (at, shift_id, int(ok), json.dumps(result, ensure_ascii=False)),
         )
+        if ok:
+            for row in pending_forward(register):
+                _set(register, row["id"], {"forward_state": sm.FORWARDED, "forwarded_at": at})
+                _event(
+                    register,
+                    row["id"],
+                    sm.APPROVED,
+                    "submitted at end-of-day; the terminal reported no result for it",
+                )
     return {"id": cur.lastrowid, **result}
 
 

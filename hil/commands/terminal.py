@@ -5,6 +5,7 @@
     hil terminal --listen 127.0.0.1:0 --control 127.0.0.1:0 --outcome decline:05 --outcome abort
     hil terminal --listen 127.0.0.1:0 --record hil/recordings/zvt/mine
     hil terminal --listen 127.0.0.1:0 --replay hil/recordings/zvt/approve-tcp.trace
+    hil terminal --listen 127.0.0.1:0 --host-offline --forward-result 00 --forward-result 05
 
 Output: the first line is the pty path (--pty) or the bound HOST:PORT (--listen); with
 --control a line "control HOST:PORT" follows. Outcomes: see hil/zvt_sim/script.py;
@@ -34,6 +35,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--offline-max-amount", type=int, help="store-and-forward per-payment cap")
     p.add_argument("--offline-max-count", type=int, help="store-and-forward count cap")
     p.add_argument("--offline-max-total", type=int, help="store-and-forward total cap")
+    p.add_argument(
+        "--forward-result",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="the host's answer to the next stored offline payment it is sent (repeatable; "
+        "00 approves, e.g. 05 declines after the fact)",
+    )
+    p.add_argument(
+        "--no-forward-on-reconnect",
+        action="store_true",
+        help="submit stored payments only when the register asks (06 51) or at end-of-day",
+    )
+    p.add_argument(
+        "--entry-mode",
+        choices=["chip", "contactless", "swipe", "keyed"],
+        default="chip",
+        help="how the simulated customer presents the card",
+    )
     p.add_argument("--terminal-id", default="52500038")
     p.add_argument("--password", default="000000")
     p.add_argument("--encoding", default="cp437", help="text encoding the terminal sends")
@@ -94,6 +114,9 @@ async def _main(args: argparse.Namespace) -> int:
     if args.offline_max_total is not None:
         sim.limits.max_total = args.offline_max_total
     sim.script(*[parse_outcome(s) for s in args.outcome])
+    sim.forward_results.extend(int(code, 16) for code in args.forward_result)
+    sim.forward_on_reconnect = not args.no_forward_on_reconnect
+    sim.card.entry_mode = args.entry_mode
     record = Path(args.record) if args.record else None
     closers = []
 

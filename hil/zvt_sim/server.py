@@ -9,6 +9,8 @@ line each (``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``):
     {"cmd": "forward_results", "codes": [0, 5]}        host answers for next forwards
     {"cmd": "faults", "corrupt": 1, "nak": 1, "truncate": 1,
      "garbage": "AA BB", "garbage_frames": 2}        serial line faults on the next frames
+    {"cmd": "set", "forward_on_reconnect": false, "drop_after_forward": 1,
+     "entry_mode": "swipe", "print_blocks": true}       terminal behaviour (see terminal.py)
     {"cmd": "state"}                                   journal, pending forwards, …
 """
 
@@ -31,7 +33,7 @@ from drivers.zvt.transport import (
     ZvtTimeouts,
     configure_serial,
 )
-from hil.zvt_sim.script import parse_outcome
+from hil.zvt_sim.script import ENTRY_MODES, parse_outcome
 from hil.zvt_sim.terminal import SimTerminal, run_session
 from hil.zvt_sim.trace import TraceRecorder
 
@@ -149,9 +151,33 @@ def control_command(sim: SimTerminal, req: dict[str, Any]) -> dict[str, Any]:
             f.garbage = bytes.fromhex(str(req["garbage"]))
             f.garbage_frames += int(req.get("garbage_frames", 1))
         return {"ok": True}
+    if cmd == "set":
+        return _set(sim, {k: v for k, v in req.items() if k != "cmd"})
     if cmd == "state":
         return {"ok": True, **sim.state()}
     return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+
+_SETTINGS: dict[str, type] = {
+    "forward_on_reconnect": bool,
+    "drop_after_forward": int,
+    "print_blocks": bool,
+    "disconnect_silence": float,
+}
+
+
+def _set(sim: SimTerminal, values: dict[str, Any]) -> dict[str, Any]:
+    for key, value in values.items():
+        if key == "entry_mode":
+            if value not in ENTRY_MODES:
+                return {"ok": False, "error": f"entry_mode must be one of {', '.join(ENTRY_MODES)}"}
+            sim.card.entry_mode = str(value)
+        elif key in _SETTINGS:
+            setattr(sim, key, _SETTINGS[key](value))
+        else:
+            allowed = ", ".join([*_SETTINGS, "entry_mode"])
+            return {"ok": False, "error": f"unknown setting {key!r} (allowed: {allowed})"}
+    return {"ok": True}
 
 
 async def serve_control(sim: SimTerminal, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
