@@ -153,10 +153,16 @@ def test_serial_line_noise_during_a_payment(tmp_path: Path, faults: dict[str, An
         pty.start()
         try:
             async with register_app(
-                tmp_path, f"serial:{pty.path}", sim, t3_seconds=1.0, t4_seconds=1.5
+                tmp_path,
+                f"serial:{pty.path}",
+                sim,
+                t3_seconds=1.0,
+                t4_seconds=1.5,
+                link_check_seconds=60,
             ) as rig:
                 sale = await rig.sale("COFFEE")
-                for key, value in faults.items():
+                await rig.ok("POST", "/api/payments/offline/forward")  # connect and register
+                for key, value in faults.items():  # the faults hit the payment itself
                     setattr(sim.faults, key, value)
                 p = await rig.pay(sale["id"], "approve,pin=0.1,interval=0.05")
                 charged = await consistent(rig, sale["id"], p, 0)

@@ -305,6 +305,12 @@ def test_refunds_go_back_to_the_card_tied_to_the_original_payment(tmp_path: Path
 def test_shift_close_runs_the_terminal_end_of_day_next_to_the_z_report(tmp_path: Path) -> None:
     async def body() -> None:
         async with register_app(tmp_path) as rig:
+            diag = await rig.ok("POST", "/api/payments/terminal/diagnosis")
+            assert diag["ok"] and diag["host_link"] == "online"
+            rig.sim.set_host_online(False)
+            diag = await rig.ok("POST", "/api/payments/terminal/diagnosis")
+            assert not diag["ok"] and diag["host_link"] == "offline"
+            rig.sim.set_host_online(True)
             for code in ("COFFEE", "BEER"):
                 await rig.pay((await rig.sale(code))["id"])
             z = await rig.ok("POST", "/api/shifts/current/close", {"counted_minor": 0})
@@ -315,6 +321,8 @@ def test_shift_close_runs_the_terminal_end_of_day_next_to_the_z_report(tmp_path:
             assert (await rig.ok("GET", "/api/reports/z"))["card_terminal"] == section
             (run_,) = await rig.ok("GET", "/api/payments/end-of-day")
             assert run_["ok"] and any("Kassenschnitt" in line for line in run_["slip"])
+            sim = rig.sim
+        assert sim.commands[-1] == "06 02"  # the register logged off when it stopped
 
     run(body())
 

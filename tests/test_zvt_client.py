@@ -599,3 +599,43 @@ def test_hil_terminal_cli_pty_and_tcp_with_control() -> None:
         for p in (proc, proc2):
             p.terminate()
             p.wait(timeout=5)
+
+
+def test_hil_terminal_cli_serial_framing_over_a_unix_socket(tmp_path: Path) -> None:
+    """As the full-system tier wires it: QEMU's chardev is a unix socket server, the
+    simulator connects and speaks serial framing (here the test plays the guest)."""
+    from drivers.zvt.transport import SerialTransport, SocketStream
+
+    path = tmp_path / "s1.sock"
+
+    async def go() -> TransactionResult:
+        accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        server = await asyncio.start_unix_server(
+            lambda r, w: accepted.put_nowait((r, w)), str(path)
+        )
+        proc = await asyncio.create_subprocess_exec(
+            str(BIN / "hil"),
+            "terminal",
+            "--serial",
+            f"unix:{path}",
+            "--outcome",
+            "approve,pin=0.1",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            reader, writer = await asyncio.wait_for(accepted.get(), 10)
+            line = SerialTransport(SocketStream(reader, writer), CLIENT_T)
+            c = ZvtClient(line)
+            res = await c.authorize(4321)
+            await c.close()
+            await asyncio.wait_for(proc.wait(), 5)  # the line closed: the simulator ends
+            return res
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+            server.close()
+
+    r = run(go())
+    assert r.approved and r.amount_minor == 4321 and r.statuses

@@ -9,6 +9,7 @@
     POST /api/payments/{id}/reverse     reverse an approved payment of an open sale
     POST /api/refunds/{id}/card         pay a refund's card part back through the terminal
     GET  /api/payments/terminal         terminal, host link, offline state, pending forward
+    POST /api/payments/terminal/diagnosis   the terminal checks its host connection (06 70)
     GET  /api/payments/offline          offline acceptance, pending list, declined after the fact
     POST /api/payments/offline/forward  forward pending offline payments now
     GET|POST /api/payments/end-of-day   the terminal's end-of-day runs / run one now
@@ -92,6 +93,10 @@ def router(payments: PaymentService) -> APIRouter:
     async def terminal() -> Doc:
         await payments.ensure_started()
         return await payments.terminal_status()
+
+    @r.post("/api/payments/terminal/diagnosis")
+    async def diagnosis() -> Doc:
+        return await payments.diagnosis()
 
     @r.get("/api/payments/offline")
     async def offline() -> Doc:

@@ -1007,6 +1007,25 @@ class PaymentService:
         left = len(await self.call(store.pending_forward))
         return {"forwarded": forwarded, "declined": declined, "pending": left}
 
+    async def diagnosis(self) -> Doc:
+        """06 70: the terminal checks its host connection (an admin's "test terminal")."""
+        from drivers.zvt.errors import ZvtError
+
+        await self.ensure_started()
+        async with self.link.lock:
+            try:
+                res: TransactionResult = await self.link.call(lambda c: c.diagnosis())
+            except ZvtError as exc:
+                raise TerminalUnavailable(f"diagnosis failed: {why(exc)}") from exc
+            self._note(res)
+            await self._track_offline()
+        return {
+            "ok": res.approved,
+            "message": res.message,
+            "terminal_id": self.link.terminal_id,
+            "host_link": {None: "unknown", True: "online", False: "offline"}[self.link.host_online],
+        }
+
     # ---- end-of-day ----
 
     async def end_of_day(self, shift_id: str | None = None) -> Doc:

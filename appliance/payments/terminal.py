@@ -14,6 +14,7 @@ enquiry or a payment, or a result code that means "no host" (communication error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -77,6 +78,10 @@ class TerminalLink:
             self._target = ("serial", self.address[7:])
 
     async def close(self) -> None:
+        """Log off (06 02) politely, then close; a terminal that does not answer is left."""
+        if self.client_ is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client_.log_off(), self.cfg.t3_seconds)
         await self.drop()
         if self._sim_server is not None:
             self._sim_server.close()

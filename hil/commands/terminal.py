@@ -2,6 +2,7 @@
 
     hil terminal --listen 127.0.0.1:20007          TCP, plain APDUs
     hil terminal --pty                             prints the pty path on stdout; serial framing
+    hil terminal --serial unix:/run/vm/s1.sock     serial framing to a QEMU chardev socket
     hil terminal --listen 127.0.0.1:0 --control 127.0.0.1:0 --outcome decline:05 --outcome abort
     hil terminal --listen 127.0.0.1:0 --record hil/recordings/zvt/mine
     hil terminal --listen 127.0.0.1:0 --replay hil/recordings/zvt/approve-tcp.trace
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--listen", metavar="HOST:PORT", help="serve ZVT over TCP")
     where.add_argument("--pty", action="store_true", help="serve ZVT serial framing on a pty")
+    where.add_argument(
+        "--serial",
+        metavar="TARGET",
+        help="serial framing over unix:PATH or tcp:HOST:PORT (connects, e.g. to a QEMU "
+        "chardev server wired to a guest's serial port) or on a serial device /dev/…",
+    )
+    p.add_argument("--baud", type=int, default=9600, help="with --serial on a device")
     p.add_argument("--control", metavar="HOST:PORT", help="JSON-lines control channel")
     p.add_argument(
         "--outcome",
@@ -92,7 +101,9 @@ async def _main(args: argparse.Namespace) -> int:
     from hil.zvt_sim.script import parse_outcome
     from hil.zvt_sim.server import (
         PtyTerminal,
+        SerialTerminal,
         bound_address,
+        open_serial_target,
         serve_control,
         serve_tcp,
     )
@@ -120,31 +131,24 @@ async def _main(args: argparse.Namespace) -> int:
     record = Path(args.record) if args.record else None
     closers = []
 
+    serial_terminal = None
     if args.replay:
         trace = read_trace(Path(args.replay))
 
         async def replay_client(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            report = await replay_session(trace, SocketStream(r, w))
-            print(
-                f"replay: {report.sent} sent, {report.matched} matched, "
-                f"{len(report.mismatches)} mismatches",
-                file=sys.stderr,
-            )
-            for line in report.mismatches:
-                print(f"replay mismatch: {line}", file=sys.stderr)
+            _report(await replay_session(trace, SocketStream(r, w)))
             w.close()
 
-        if args.pty:
-            pty = PtyTerminal(sim)
-            print(pty.path, flush=True)
-            report = await replay_session(trace, FdStream(pty.master, owns_fd=False))
-            print(
-                f"replay: {report.sent} sent, {report.matched} matched, "
-                f"{len(report.mismatches)} mismatches",
-                file=sys.stderr,
-            )
-            for line in report.mismatches:
-                print(f"replay mismatch: {line}", file=sys.stderr)
+        if args.pty or args.serial:
+            if args.pty:
+                pty = PtyTerminal(sim)
+                print(pty.path, flush=True)
+                stream: Any = FdStream(pty.master, owns_fd=False)
+            else:
+                stream = await open_serial_target(args.serial, args.baud)
+                print(args.serial, flush=True)
+            report = await replay_session(trace, stream)
+            _report(report)
             await asyncio.sleep(0.2)  # let the register read the last bytes
             return 1 if report.mismatches else 0
         host, port = _hostport(args.listen)
@@ -155,6 +159,11 @@ async def _main(args: argparse.Namespace) -> int:
         pty = PtyTerminal(sim, record_dir=record)
         pty.start()
         print(pty.path, flush=True)
+    elif args.serial:
+        stream = await open_serial_target(args.serial, args.baud)
+        serial_terminal = SerialTerminal(sim, stream, record_dir=record)
+        serial_terminal.start()
+        print(args.serial, flush=True)
     else:
         host, port = _hostport(args.listen)
         server, _rec = await serve_tcp(sim, host, port, record_dir=record)
@@ -168,9 +177,23 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         if args.duration is not None:
             await asyncio.sleep(args.duration)
+        elif serial_terminal is not None:
+            await serial_terminal.wait()  # until the other end closes the line
         else:
             await asyncio.Event().wait()
     finally:
         for s in closers:
             s.close()
+        if serial_terminal is not None:
+            await serial_terminal.close()
     return 0
+
+
+def _report(report: Any) -> None:
+    print(
+        f"replay: {report.sent} sent, {report.matched} matched, "
+        f"{len(report.mismatches)} mismatches",
+        file=sys.stderr,
+    )
+    for line in report.mismatches:
+        print(f"replay mismatch: {line}", file=sys.stderr)

@@ -206,9 +206,9 @@ class SimTerminal:
         self.sessions += 1
         if isinstance(t, SerialTransport):
             t.tx_mangle = self._mangle
+            t.nak_hook = self._take_nak
         try:
             while True:
-                self._arm_faults(t)
                 raw = await t.receive(None)
                 try:
                     apdu = decode_apdu(raw)
@@ -236,10 +236,12 @@ class SimTerminal:
             with contextlib.suppress(Exception):
                 await t.close()
 
-    def _arm_faults(self, t: ZvtTransport) -> None:
-        if isinstance(t, SerialTransport) and self.faults.nak:
-            t.force_nak += self.faults.nak
-            self.faults.nak = 0
+    def _take_nak(self) -> bool:
+        """Serial fault: NAK this good frame from the register (``faults.nak`` times)."""
+        if self.faults.nak > 0:
+            self.faults.nak -= 1
+            return True
+        return False
 
     def _mangle(self, frame: bytes, attempt: int) -> bytes:
         f = self.faults
