@@ -115,6 +115,7 @@ async def register_app(
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r")
         stack.push_async_callback(client.aclose)
         svc: PaymentService = app.state.payments
+        await svc.ensure_started()  # it starts in the background; the rig needs its simulator
         terminal_sim = sim if sim is not None else svc.link.sim
         assert terminal_sim is not None, "give the test's own simulator with terminal=tcp:…"
         rig = Rig(client, svc, terminal_sim, app)

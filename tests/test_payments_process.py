@@ -89,7 +89,7 @@ def test_kill_9_mid_payment_is_resolved_on_restart_without_a_second_charge(
 ) -> None:
     proc, api = running
     sale = api.sale("COFFEE", "BEER")
-    terminal.do(lambda s: s.script(parse_outcome("approve,pin=1.2,interval=0.1")))
+    terminal.do(lambda s: s.script(parse_outcome("approve,pin=0.6,interval=0.05")))
     p = api.pay(sale["id"], wait=0)
     api.until(f"/api/payments/{p['id']}", lambda d: d["status_text"] == "please watch PIN pad")
     proc.kill()  # the register dies while the customer types the PIN

@@ -124,6 +124,7 @@ class PaymentService:
         self.wake = asyncio.Event()
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._monitor: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -146,7 +147,15 @@ class PaymentService:
             self._started = True
             self.wake.set()
 
+    async def start_in_background(self) -> None:
+        """Start hook: the register answers at once; the terminal side starts alongside
+        (a request that needs it waits for it)."""
+        self._starting = asyncio.get_running_loop().create_task(self.ensure_started())
+
     async def stop(self) -> None:
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
         tasks = [*self.runners.values(), *([self._monitor] if self._monitor else [])]
         for task in tasks:
             task.cancel()
