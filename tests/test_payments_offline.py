@@ -12,6 +12,7 @@ from typing import Any
 from appliance.config import OfflineCardSection
 from appliance.payments import offline
 from appliance.payments.signal import offline_signal
+from appliance.register import Register
 from tests.payments_kit import Rig, own_terminal, register_app, run
 
 LIMITS = {
@@ -138,6 +139,8 @@ def test_forwarded_when_the_link_returns_once_each_with_declines_after_the_fact(
             status = await rig.ok("GET", "/api/payments/terminal")
             assert status["declined_after_the_fact"] == {"count": 1, "amount_minor": 249}
             assert status["offline"] is False
+            check = await rig.payments.call(Register.check)  # the flag replays from the op log
+            assert check.ok, check.differences[:3]
 
     run(body())
 
