@@ -1109,6 +1109,7 @@ class PaymentService:
     async def _housekeeping(self) -> None:
         from drivers.zvt.errors import ZvtError
 
+        await self._track_offline()  # the register-wide signal may have changed
         if self.link.lock.locked() or not self.link.configured:
             return
         async with self.link.lock:
