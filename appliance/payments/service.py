@@ -125,6 +125,7 @@ class PaymentService:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._monitor: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._offline_recorded: bool | None = None  # what offline_since says, once read
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -195,11 +196,17 @@ class PaymentService:
 
     async def _track_offline(self) -> None:
         """Persist when the current outage began (to tell 'switched on in advance')."""
+        offline = self.offline_now
+        if not offline and self.link.host_online is None:
+            return  # the terminal has not said yet: the outage (if any) goes on
+        if offline == self._offline_recorded:
+            return
         since = await self.call(store.meta, "offline_since")
-        if self.offline_now and since is None:
+        if offline and since is None:
             await self.call(store.set_meta, "offline_since", self._now_iso())
-        elif not self.offline_now and since is not None:
+        elif not offline and since is not None:
             await self.call(store.set_meta, "offline_since", None)
+        self._offline_recorded = offline
 
     def _armed_problem(self, register: Register) -> str | None:
         enabled_at = store.meta(register, "offline_enabled_at")
