@@ -147,7 +147,7 @@ class OfflineCardSection(_Section):
     """Offline card acceptance (store-and-forward), decided by the shop in advance.
 
     Offline means the terminal reports its host link down, or the register as a whole
-    is offline (``appliance.payments.signal``). Defaults follow the payment products
+    is offline (``appliance.sync.link``). Defaults follow the payment products
     in the field notes: 100.00 per payment (PayAnywhere's cap), 500 stored payments
     (Moneris Go's record limit), forwarded within 24 h (Square's and Toast's window;
     Square's hard stop is 72 h), chip and contactless only (Stripe, Adyen: no swipe or

@@ -11,8 +11,8 @@ from typing import Any
 
 from appliance.config import OfflineCardSection
 from appliance.payments import offline
-from appliance.payments.signal import offline_signal
 from appliance.register import Register
+from appliance.sync.link import link_for
 from tests.payments_kit import Rig, own_terminal, register_app, run
 
 LIMITS = {
@@ -148,8 +148,9 @@ def test_forwarded_when_the_link_returns_once_each_with_declines_after_the_fact(
 def test_register_wide_offline_signal_applies_the_limits(tmp_path: Path) -> None:
     async def body() -> None:
         async with register_app(tmp_path, offline=LIMITS) as rig:
-            signal = offline_signal(rig.app.state.service)
-            signal.set(True, "back office unreachable")
+            link = link_for(rig.app.state.service)
+            link.paired = True  # as the sync engine marks a paired register
+            link.set_online(False, "back office unreachable")
             status = await rig.ok("GET", "/api/payments/terminal")
             assert status["offline"] and status["register_offline"]["offline"]
             assert "back office unreachable" in status["offline_reasons"][0]
@@ -159,7 +160,7 @@ def test_register_wide_offline_signal_applies_the_limits(tmp_path: Path) -> None
             small = await rig.sale("COFFEE")
             p = await rig.pay(small["id"])  # the terminal itself is online: approved online
             assert p["state"] == "approved" and not p["offline"] and p["forward_state"] is None
-            signal.set(False)
+            link.set_online(True)
             assert (await rig.pay(big["id"]))["state"] == "approved"
 
     run(body())

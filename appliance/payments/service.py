@@ -38,11 +38,11 @@ from appliance.config import Config
 from appliance.errors import ApplianceError, Conflict, StorageUnavailable
 from appliance.payments import machine as sm
 from appliance.payments import offline, store
-from appliance.payments.signal import offline_signal
 from appliance.payments.terminal import TerminalLink, TerminalUnavailable, why
 from appliance.register import Register
 from appliance.sale import OPEN
 from appliance.service import RegisterService
+from appliance.sync.link import link_for
 
 if TYPE_CHECKING:
     from drivers.zvt.client import IntermediateStatus, TransactionResult
@@ -116,8 +116,9 @@ class PaymentService:
         self.limits = config.payments.offline
         self.svc = service
         self.link = TerminalLink(self.cfg)
-        self.signal = offline_signal(service)
-        self.signal.subscribe(lambda _offline: self.wake.set())
+        # The register-wide offline signal: the back office link (issue 6) flips it.
+        self.register_link = link_for(service)
+        self.register_link.on_change(lambda _online: self.wake.set())
         self.live: dict[str, Live] = {}
         self.runners: dict[str, asyncio.Task[None]] = {}
         self.cancelled: set[str] = set()
@@ -184,14 +185,15 @@ class PaymentService:
 
     @property
     def offline_now(self) -> bool:
-        return self.signal.offline or self.link.host_online is False
+        return self.register_link.offline or self.link.host_online is False
 
     def offline_reasons(self) -> list[str]:
         reasons = []
         if self.link.host_online is False:
             reasons.append("the card terminal reports its host link down")
-        if self.signal.offline:
-            reasons.append(f"the register is offline ({self.signal.reason or 'signal set'})")
+        if self.register_link.offline:
+            reason = self.register_link.reason or "back office unreachable"
+            reasons.append(f"the register is offline ({reason})")
         return reasons
 
     async def _track_offline(self) -> None:
@@ -308,7 +310,7 @@ class PaymentService:
             "busy": self.link.lock.locked(),
             "last_error": self.link.last_error,
             "host_link": {None: "unknown", True: "online", False: "offline"}[self.link.host_online],
-            "register_offline": self.signal.to_dict(),
+            "register_offline": self.register_link.as_dict(),
             "offline": self.offline_now,
             "offline_reasons": self.offline_reasons(),
             "offline_since": facts["offline_since"],
