@@ -38,6 +38,11 @@ def _check(op: Any, index: int) -> Op:
         raise ValidationError("is not an HLC timestamp", field=f"ops[{index}].hlc") from None
     if not isinstance(op["payload"], dict) or not isinstance(op["kind"], str):
         raise ValidationError("kind must be text and payload an object", field=f"ops[{index}]")
+    origin_seq = op.get("origin_seq")
+    if origin_seq is not None and (
+        isinstance(origin_seq, bool) or not isinstance(origin_seq, int) or origin_seq < 1
+    ):
+        raise ValidationError("must be a positive integer", field=f"ops[{index}].origin_seq")
     return {
         "op_id": str(op["op_id"]),
         "register_id": str(op["register_id"]),
@@ -45,13 +50,14 @@ def _check(op: Any, index: int) -> Op:
         "sale_id": op.get("sale_id"),
         "kind": op["kind"],
         "payload": op["payload"],
+        "origin_seq": origin_seq,
     }
 
 
 def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
     """This register's log from local position ``after_seq`` (for pushing to peers)."""
     rows = register.conn.execute(
-        "SELECT seq, op_id, register_id, hlc, sale_id, kind, payload FROM ops"
+        "SELECT seq, op_id, register_id, hlc, sale_id, kind, payload, origin_seq FROM ops"
         " WHERE seq > ? ORDER BY seq LIMIT ?",
         (after_seq, limit),
     ).fetchall()
@@ -64,8 +70,9 @@ def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list
             "sale_id": sale_id,
             "kind": kind,
             "payload": json.loads(payload),
+            "origin_seq": origin_seq,
         }
-        for seq, op_id, register_id, hlc, sale_id, kind, payload in rows
+        for seq, op_id, register_id, hlc, sale_id, kind, payload, origin_seq in rows
     ]
 
 
@@ -78,8 +85,16 @@ def apply_remote(register: Register, ops: Iterable[Any]) -> int:
     try:
         with transaction(conn):
             for op in checked:
-                exists = conn.execute("SELECT 1 FROM ops WHERE op_id = ?", (op["op_id"],))
-                if exists.fetchone():
+                exists = conn.execute(
+                    "SELECT origin_seq FROM ops WHERE op_id = ?", (op["op_id"],)
+                ).fetchone()
+                if exists:
+                    if exists[0] is None and op["origin_seq"] is not None:
+                        # Came first by a path that did not number it (back office).
+                        conn.execute(
+                            "UPDATE ops SET origin_seq = ? WHERE op_id = ?",
+                            (op["origin_seq"], op["op_id"]),
+                        )
                     continue
                 insert_op(conn, op)
                 new += 1
@@ -113,10 +128,14 @@ def _refold_sale(register: Register, sale_id: str) -> None:
     """Rebuild one sale from its ops in HLC order (after a late or out-of-order op)."""
     conn, state = register.conn, register.state
     state.forget()
-    conn.execute("DELETE FROM sales WHERE id = ?", (sale_id,))
+    # The sale and the second completions folded out of its ops (``<id>~<op>``).
+    derived = f"{sale_id}~*"
+    conn.execute("DELETE FROM sales WHERE id = ? OR id GLOB ?", (sale_id, derived))
     for op in iter_ops(conn, "sale_id = ?", (sale_id,)):
         apply_op(state, op, lenient=True)
     # Effects that other sales' ops have on this one: completed refunds of it.
-    for refund in state.sales("refund_of = ? AND status = 'completed'", (sale_id,)):
-        if state.get_sale(sale_id) is not None:
+    for refund in state.sales(
+        "(refund_of = ? OR refund_of GLOB ?) AND status = 'completed'", (sale_id, derived)
+    ):
+        if state.get_sale(refund["refund_of"]) is not None:
             apply_refund_effect(state, refund)

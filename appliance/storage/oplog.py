@@ -20,9 +20,15 @@ from appliance.storage.state import StateStore
 
 
 def insert_op(conn: sqlite3.Connection, op: Op) -> None:
-    """Append one op to the log (the caller holds the transaction)."""
+    """Append one op to the log (the caller holds the transaction).
+
+    ``origin_seq`` is the op's number on the register that made it (see
+    appliance/lan/schema.py): kept when a merged op carries it, given by a trigger to
+    this register's own ops.
+    """
     conn.execute(
-        "INSERT INTO ops (op_id, register_id, hlc, sale_id, kind, payload) VALUES (?,?,?,?,?,?)",
+        "INSERT INTO ops (op_id, register_id, hlc, sale_id, kind, payload, origin_seq)"
+        " VALUES (?,?,?,?,?,?,?)",
         (
             op["op_id"],
             op["register_id"],
@@ -30,6 +36,7 @@ def insert_op(conn: sqlite3.Connection, op: Op) -> None:
             op.get("sale_id"),
             op["kind"],
             json.dumps(op["payload"], sort_keys=True, separators=(",", ":")),
+            op.get("origin_seq"),
         ),
     )
 
