@@ -20,7 +20,7 @@ from appliance.errors import ValidationError
 from appliance.hlc import Timestamp
 from appliance.reducer import Op, apply_op, apply_refund_effect
 from appliance.register import Register
-from appliance.storage.db import transaction
+from appliance.storage.db import atomic
 from appliance.storage.oplog import insert_op, iter_ops
 
 REQUIRED = ("op_id", "register_id", "hlc", "kind", "payload")
@@ -54,12 +54,14 @@ def _check(op: Any, index: int) -> Op:
     }
 
 
-def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-    """This register's log from local position ``after_seq`` (for pushing to peers)."""
+def select_ops(
+    register: Register, where: str, params: tuple[Any, ...], order: str, limit: int
+) -> list[dict[str, Any]]:
+    """Ops of this register's log as they travel to others (with local ``seq``)."""
     rows = register.conn.execute(
         "SELECT seq, op_id, register_id, hlc, sale_id, kind, payload, origin_seq FROM ops"
-        " WHERE seq > ? ORDER BY seq LIMIT ?",
-        (after_seq, limit),
+        f" WHERE {where} ORDER BY {order} LIMIT ?",
+        (*params, limit),
     ).fetchall()
     return [
         {
@@ -76,6 +78,11 @@ def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list
     ]
 
 
+def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    """This register's log from local position ``after_seq`` (for pushing to peers)."""
+    return select_ops(register, "seq > ?", (after_seq,), "seq", limit)
+
+
 def apply_remote(register: Register, ops: Iterable[Any]) -> int:
     """Merge ops from elsewhere; returns how many were new. All or nothing."""
     checked = [_check(op, i) for i, op in enumerate(ops)]
@@ -83,7 +90,7 @@ def apply_remote(register: Register, ops: Iterable[Any]) -> int:
     new = 0
     refold: set[str] = set()
     try:
-        with transaction(conn):
+        with atomic(conn):  # a savepoint when the service groups requests
             for op in checked:
                 exists = conn.execute(
                     "SELECT origin_seq FROM ops WHERE op_id = ?", (op["op_id"],)

@@ -126,6 +126,7 @@ def _checkout(state: StateStore, op: Op, p: Doc) -> None:
     ):
         return  # another register holds a running lease: this one is refused
     renewing = current is not None and current["register_id"] == op["register_id"]
+    doc["holder"] = op["register_id"]  # the sale is being paid there
     doc["checkout"] = {
         "register_id": op["register_id"],
         "until_ms": p["until_ms"],
