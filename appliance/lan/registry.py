@@ -81,7 +81,7 @@ class PeerDirectory:
             return None
         mine, theirs = _version_key(self.version), _version_key(entry.version)
         head = f"{self.label(entry.register_id)} runs version {entry.version}, this register "
-        head += f"runs {self.version}: not synced with it; "
+        head += f"runs {self.version}: "
         if mine is None or theirs is None:
             return head + "install the same version on both"
         if theirs > mine:
@@ -116,7 +116,7 @@ class PeerDirectory:
             if status == CONNECTED:
                 message = "connected: saved sales in sync"
             elif status == OTHER_VERSION:
-                message = advice or ""
+                message = f"connected but not synced: {advice}"
             else:
                 message = f"disconnected since {entry.last_seen}: its saved sales cannot be synced"
                 if advice:
@@ -171,7 +171,7 @@ class PeerDirectory:
                 "this register yet, try again in a moment"
             )
         elif status == OTHER_VERSION and entry is not None:
-            text = f"sale {sale_id} is held by {label}, which is not synced with: "
+            text = f"sale {sale_id} is held by {label}, which is not synced with this register: "
             text += self.version_advice(entry) or ""
         else:
             last_seen = entry.last_seen if entry else "never"
