@@ -73,11 +73,14 @@ def count_over(count: int) -> bool:
 
 
 class ShopLan:
-    def __init__(self, folder: Path, count: int) -> None:
+    def __init__(self, folder: Path, count: int, switches: int = 1) -> None:
+        """``switches=2``: the first half of the registers on one bridge, the rest on
+        a second, the two joined by a trunk link (``trunk(False)`` splits the shop)."""
         self.folder = folder
         self.count = count
+        self.switches = switches
         self.tag = secrets.token_hex(3)
-        self.bridge = f"lbr{self.tag}"
+        self.bridges = [f"lbr{self.tag}", f"lbs{self.tag}"][:switches]
         self.subnet: ipaddress.IPv4Network | None = None
         self.mgmt_net: ipaddress.IPv4Network | None = None
         self.namespaces: list[str] = []
@@ -115,18 +118,24 @@ class ShopLan:
         self.mgmt_net = _free_subnet()
         if self.mgmt_net == self.subnet or count_over(self.count):
             raise RuntimeError("could not pick two subnets for the test LAN")
-        _ip("link", "add", self.bridge, "type", "bridge")
-        # Flood multicast to every port: no IGMP querier on this LAN.
-        Path(f"/sys/class/net/{self.bridge}/bridge/multicast_snooping").write_text("0")
-        _ip("addr", "add", f"{self.subnet.network_address + 254}/24", "dev", self.bridge)
-        _ip("link", "set", self.bridge, "up")
+        for bridge in self.bridges:
+            _ip("link", "add", bridge, "type", "bridge")
+            # Flood multicast to every port: no IGMP querier on this LAN.
+            Path(f"/sys/class/net/{bridge}/bridge/multicast_snooping").write_text("0")
+            _ip("link", "set", bridge, "up")
+        if self.switches == 2:
+            a, b = f"vt{self.tag}a", f"vt{self.tag}b"
+            _ip("link", "add", a, "type", "veth", "peer", "name", b)
+            _ip("link", "set", a, "master", self.bridges[0], "up")
+            _ip("link", "set", b, "master", self.bridges[1], "up")
         for i in range(self.count):
             ns, host, inner = self.ns(i), self.host_veth(i), f"vn{self.tag}{i}"
+            bridge = self.bridges[0 if i < self.count // self.switches else -1]
             _ip("netns", "add", ns)
             self.namespaces.append(ns)
             _ip("link", "add", host, "type", "veth", "peer", "name", inner)
             _ip("link", "set", inner, "netns", ns)
-            _ip("link", "set", host, "master", self.bridge, "up")
+            _ip("link", "set", host, "master", bridge, "up")
             _ip("-n", ns, "addr", "add", f"{self.address(i)}/24", "dev", inner)
             _ip("-n", ns, "link", "set", inner, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
@@ -142,6 +151,10 @@ class ShopLan:
     def link(self, i: int, up: bool) -> None:
         """Plug register ``i``'s cable in or out (its veth end on the bridge)."""
         _ip("link", "set", self.host_veth(i), "up" if up else "down")
+
+    def trunk(self, up: bool) -> None:
+        """Plug the cable between the two switches in or out."""
+        _ip("link", "set", f"vt{self.tag}a", "up" if up else "down")
 
     # registers -------------------------------------------------------------
     def url(self, i: int) -> str:
@@ -224,4 +237,6 @@ class ShopLan:
         self.client.close()
         for ns in self.namespaces:  # deleting a namespace deletes its veth pairs
             _ip("netns", "del", ns, check=False)
-        _ip("link", "del", self.bridge, check=False)
+        _ip("link", "del", f"vt{self.tag}a", check=False)
+        for bridge in self.bridges:
+            _ip("link", "del", bridge, check=False)

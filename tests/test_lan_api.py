@@ -6,6 +6,7 @@ checks each saved-sale action, the register list and the "sale not found" answer
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appliance.api import create_app
-from tests.conftest import CATALOG_CSV, make_config
+from tests.conftest import CATALOG_CSV, VENV_BIN, RegisterProcess, make_config
 
 
 @pytest.fixture
@@ -102,3 +103,32 @@ def test_register_list_and_a_sale_from_a_register_never_reached(client: TestClie
     assert "made on register R9, which this register has never reached" in error["message"]
     mine = client.get("/api/lan/sales/R1-0123456789abcdef").json()["error"]
     assert mine["message"] == "sale R1-0123456789abcdef is not on this register"
+
+
+def test_cli_new_secret_and_register_list_of_a_running_register(tmp_path: Path) -> None:
+    secret = subprocess.run(
+        [str(VENV_BIN / "appliance"), "lan", "new-secret"], capture_output=True, text=True
+    ).stdout.strip()
+    assert len(secret) >= 40 and secret != subprocess.getoutput(
+        f"{VENV_BIN / 'appliance'} lan new-secret"
+    )
+    proc = RegisterProcess(tmp_path / "data")
+    config = tmp_path / "register.toml"
+    config.write_text(
+        f'[register]\nid = "R3"\nname = "Back"\n[http]\nport = {proc.port}\n'
+        f'[lan]\nenabled = true\nsecret = "{secret}"\nport = 0\nbind = "127.0.0.1"\n'
+        "discovery = false\n"
+    )
+    proc.config_file = config
+    proc.start()
+    try:
+        out = subprocess.run(
+            [str(VENV_BIN / "appliance"), "lan", "registers", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[:2] == ["R3", "this_register"]
+    finally:
+        proc.stop()

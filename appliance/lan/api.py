@@ -8,10 +8,10 @@ with the register that holds it and whether that register is reachable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from appliance.config import Config
@@ -100,13 +100,19 @@ def saved_sales(register: Register, peers: PeerDirectory) -> list[Doc]:
 
 
 def make_router(
-    config: Config, service: RegisterService, peers: PeerDirectory, status: Callable[[], Doc]
+    config: Config,
+    service: RegisterService,
+    peers: PeerDirectory,
+    status: Callable[[], Doc],
+    waiter: Callable[[str, int, float], Awaitable[bool]] | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/api/lan", tags=["lan sync"])
     lease_seconds = config.lan.lease_seconds
 
-    async def call(fn: Any, *args: Any) -> Any:
-        return await service.call(fn, peers, *args)
+    async def call(fn: Any, *args: Any) -> Doc:
+        """Run a saved-sale action with this register's view of its peers."""
+        result: Doc = await service.call(fn, peers, *args)
+        return result
 
     @router.get("/status")
     async def lan_status() -> Doc:
@@ -122,6 +128,19 @@ def make_router(
             "unpaired": list(peers.unpaired.values()),
         }
 
+    @router.get("/wait")
+    async def wait(
+        origin: Annotated[str, Query(pattern=r"^[A-Za-z0-9]{1,16}$")],
+        seq: Annotated[int, Query(ge=1)],
+        timeout: Annotated[float, Query(gt=0, le=60)] = 10.0,
+    ) -> Doc:
+        """Answer when this register holds register ``origin``'s ops up to number
+        ``seq`` (or after ``timeout`` seconds, with ``reached`` false)."""
+        if waiter is None:
+            return {"reached": origin == config.register.id, "origin": origin, "seq": seq}
+        reached = await waiter(origin, seq, timeout)
+        return {"reached": reached, "origin": origin, "seq": seq}
+
     @router.get("/sales")
     async def all_saved_sales() -> list[Doc]:
         """Saved sales of all registers (open and parked), with holder and checkout."""
@@ -130,45 +149,37 @@ def make_router(
 
     @router.get("/sales/{sale_id}")
     async def get_sale(sale_id: str) -> Doc:
-        found: Doc = await call(actions.find, sale_id)
-        return found
+        return await call(actions.find, sale_id)
 
     @router.post("/sales/{sale_id}/resume")
     async def resume(sale_id: str) -> Doc:
-        found: Doc = await call(actions.resume, sale_id)
-        return found
+        return await call(actions.resume, sale_id)
 
     @router.post("/sales/{sale_id}/rename")
     async def rename(sale_id: str, body: NameIn) -> Doc:
-        found: Doc = await call(actions.rename, sale_id, body.name)
-        return found
+        return await call(actions.rename, sale_id, body.name)
 
     @router.post("/sales/{sale_id}/transfer")
     async def transfer(sale_id: str, body: TransferIn) -> Doc:
-        found: Doc = await call(actions.transfer, sale_id, body.to)
-        return found
+        return await call(actions.transfer, sale_id, body.to)
 
     @router.post("/sales/{sale_id}/merge")
     async def merge(sale_id: str, body: MergeIn) -> Doc:
         """Move every line of the sale ``from`` into this one; ``from`` is closed."""
-        found: Doc = await call(actions.merge, sale_id, body.from_sale_id)
-        return found
+        return await call(actions.merge, sale_id, body.from_sale_id)
 
     @router.post("/sales/{sale_id}/split", status_code=201)
     async def split(sale_id: str, body: SplitIn) -> Doc:
         """Move the lines ``line_nos`` into a new saved sale ``name``."""
-        found: Doc = await call(actions.split, sale_id, body.line_nos, body.name)
-        return found
+        return await call(actions.split, sale_id, body.line_nos, body.name)
 
     @router.post("/sales/{sale_id}/checkout")
     async def checkout(sale_id: str) -> Doc:
         """Hold the sale for payment on this register (others show "in checkout")."""
-        found: Doc = await call(actions.take_checkout, sale_id, lease_seconds)
-        return found
+        return await call(actions.take_checkout, sale_id, lease_seconds)
 
     @router.delete("/sales/{sale_id}/checkout")
     async def release(sale_id: str) -> Doc:
-        found: Doc = await call(actions.release_checkout, sale_id)
-        return found
+        return await call(actions.release_checkout, sale_id)
 
     return router

@@ -33,6 +33,7 @@ def attach(ctx: Context) -> None:
     node = LanNode(config, ctx.service)
     ctx.app.state.lan = node
     ctx.service.on_open.append(node.on_register_open)
-    ctx.app.include_router(make_router(config, ctx.service, node.directory, node.status))
+    router = make_router(config, ctx.service, node.directory, node.status, node.wait_until)
+    ctx.app.include_router(router)
     ctx.on_start(node.start)
     ctx.on_stop(node.stop)

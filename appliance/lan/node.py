@@ -29,7 +29,6 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,8 +134,8 @@ class LanNode:
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: asyncio.Server | None = None
         self._discovery: Any = None
-        # Who waits for the next applied batch (tests and benchmarks).
-        self.on_applied: list[Callable[[int], None]] = []
+        # Set (and replaced) whenever the version vector moves: for ``wait_until``.
+        self._moved = asyncio.Event()
 
     # wiring into the register ----------------------------------------------
     def on_register_open(self, register: Register) -> None:
@@ -307,20 +306,36 @@ class LanNode:
             existing.close()
         self.sessions[pid] = session
         await self._connected(session, hello)
+        # Reading never waits for processing: a peer is alive while its frames arrive,
+        # however long this register takes to apply a big batch.
+        inbox: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                while True:
+                    message = await channel.recv()
+                    session.last_heard = time.monotonic()
+                    inbox.put_nowait(message)
+            except BaseException as exc:
+                inbox.put_nowait(exc)
+
+        reader = asyncio.create_task(read())
         try:
             if session.compatible:
                 session.sent_mark = max(session.peer_vv.get(self.me, 0), self.vv.get(self.me, 0))
                 await self._catch_up(session, every=True)
             while not session.closed:
-                message = await channel.recv()
-                session.last_heard = time.monotonic()
-                await self._dispatch(session, message)
+                item = await inbox.get()
+                if isinstance(item, BaseException):
+                    raise item
+                await self._dispatch(session, item)
         except ChannelError as exc:
             self.stats[f"rejected_{exc.reason}"] += 1
             log.warning("lan: session with %s ended: %s", pid, exc)
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ApplianceError) as exc:
             log.info("lan: session with %s ended: %s", pid, exc or type(exc).__name__)
         finally:
+            reader.cancel()
             session.close()
             for origin in session.pulled:
                 self.pulling.pop(origin, None)
@@ -394,8 +409,28 @@ class LanNode:
         self.stats["ops_applied"] += new
         if new:
             self.held_changed.set()
-        for callback in self.on_applied:
-            callback(new)
+        if moved:
+            self._vector_moved()
+
+    def _vector_moved(self) -> None:
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    async def wait_until(self, origin: str, seq: int, timeout: float) -> bool:
+        """Wait until this register holds ``origin``'s ops up to ``seq`` (no gap).
+
+        For the admin panel ("has R3's sale reached this register?"), tests and the
+        benchmark: it answers the moment the op is applied, without polling.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.vv.get(origin, 0) < seq:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._moved.wait(), left)
+        return True
 
     async def _catch_up(self, session: Session, every: bool) -> None:
         """Pull what the peer has and this register lacks (at once when ``every``,
@@ -437,6 +472,7 @@ class LanNode:
             ops = await self.service.call(replicate.ops_of, self.me, min(after, mine))
             if ops:
                 self.vv[self.me] = max(mine, ops[-1]["origin_seq"])
+                self._vector_moved()
             sends = []
             for session in targets:
                 fresh = [op for op in ops if op["origin_seq"] > session.sent_mark]
@@ -513,18 +549,6 @@ class LanNode:
             "stats": dict(self.stats),
             "unpaired": list(self.directory.unpaired.values()),
         }
-
-    async def wait_for(self, check: Callable[[], Awaitable[bool] | bool], timeout: float) -> bool:
-        """Poll ``check`` until it holds or ``timeout`` passes (tests, benchmarks)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = check()
-            if isinstance(result, Awaitable):
-                result = await result
-            if result:
-                return True
-            await asyncio.sleep(0.02)
-        return False
 
 
 # on the register's DB thread --------------------------------------------------
