@@ -305,5 +305,8 @@ def test_migration_numbers_the_registers_own_ops_and_the_trigger_goes_on(
         assert [n for (n,) in numbers] == [1, 2, 3, 4]
         assert vector(reg) == {"R5": 4}
         assert reg.check().ok
+        # A number used twice (e.g. a wiped register re-using its id) is reported.
+        reg.conn.execute("UPDATE ops SET origin_seq = 2 WHERE origin_seq = 3")
+        assert reg.check().differences == ["ops of register R5: number 2 is used 2 times"]
     finally:
         reg.close()
