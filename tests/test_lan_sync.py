@@ -61,10 +61,10 @@ def test_a_register_that_was_away_catches_up_with_exactly_what_it_missed(
             missed = await regs[0].op_count() - had
             # R1, the origin of half of what R3 missed, is off when R3 comes back.
             await regs[0].stop()
-            back = Reg(away.config)
+            # It comes back knowing R2 only from its static peer list (no multicast).
+            back = Reg(lan_config(tmp_path, "R3", peers=[f"127.0.0.1:{regs[1].node.port}"]))
             regs[2] = back
             await back.start()
-            back.node.add_peer("127.0.0.1", regs[1].node.port)
             await in_step([regs[1], back])
             assert await back.state() == await regs[1].state()
             assert back.node.stats["ops_received"] == missed  # no op twice
