@@ -310,3 +310,17 @@ def test_migration_numbers_the_registers_own_ops_and_the_trigger_goes_on(
         assert reg.check().differences == ["ops of register R5: number 2 is used 2 times"]
     finally:
         reg.close()
+
+
+def test_merging_inside_the_services_group_commit_uses_a_savepoint(nodes: list[Node]) -> None:
+    r1, r2, _ = nodes
+    sale = r1.reg.add_line(r1.reg.open_sale()["id"], "BEER")
+    ops = ops_since(r1.reg, 0, 10**6)
+    with r2.reg.group_commit():  # as when the service groups queued requests
+        other = r2.reg.open_sale()
+        with pytest.raises(Exception, match="is missing"):
+            apply_remote(r2.reg, [*ops, {"op_id": "broken"}])  # refused whole…
+        assert apply_remote(r2.reg, ops) > 0  # …and the group goes on
+    assert r2.reg.sale(sale["id"]) == r1.reg.sale(sale["id"])
+    assert r2.reg.sale(other["id"])["status"] == "open"
+    assert r2.reg.check().ok
