@@ -173,11 +173,14 @@ def _sale_complete(state: StateStore, op: Op, p: Doc) -> None:
         # registers that it had not seen are set aside (kept, visible), not applied.
         paid_lines = {line["id"] for line in snapshot["lines"] if line.get("id")}
         unseen = [x for x in doc["lines"] if x.get("id") and x["id"] not in paid_lines]
-        if unseen or doc["lines"] != snapshot["lines"]:
-            doc["conflicts"] = [
-                *doc.get("conflicts", []),
-                {"at": op["hlc"], "set_aside_lines": unseen, "replaced_lines": doc["lines"]},
-            ]
+        # Tenders another register took that this one had not seen: money taken, kept.
+        paid_with = {t.get("id") for t in snapshot["tenders"]}
+        tenders = [t for t in doc["tenders"] if t.get("id") not in paid_with]
+        if unseen or tenders or doc["lines"] != snapshot["lines"]:
+            conflict = {"at": op["hlc"], "set_aside_lines": unseen, "replaced_lines": doc["lines"]}
+            if tenders:
+                conflict["set_aside_tenders"] = tenders
+            doc["conflicts"] = [*doc.get("conflicts", []), conflict]
         doc["lines"] = snapshot["lines"]
         doc["tenders"] = snapshot["tenders"]
         doc["discount"] = snapshot["discount"]

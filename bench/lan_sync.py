@@ -78,7 +78,18 @@ class Bench:
         self.procs = {i: psutil.Process(p.pid) for i, p in lan.procs.items()}
 
     async def get(self, i: int, path: str, **params: Any) -> Any:
-        return (await self.http.get(self.lan.url(i) + path, params=params)).json()
+        for attempt in range(3):
+            try:
+                return (await self.http.get(self.lan.url(i) + path, params=params)).json()
+            except httpx.RemoteProtocolError:  # a keep-alive connection closed under us
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def check_alive(self) -> None:
+        dead = [f"R{i + 1}" for i, p in self.lan.procs.items() if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"registers exited: {dead}: {self.lan.log(int(dead[0][1:]) - 1)}")
 
     async def post(self, i: int, path: str, body: Any = None) -> Any:
         response = await self.http.post(self.lan.url(i) + path, json=body)
@@ -231,6 +242,7 @@ async def run(args: argparse.Namespace) -> None:
             f"converge after the trunk is back    : {healed:.1f} s"
             f"  (identical op logs; saved sales identical: {same})"
         )
+        bench.check_alive()
         heal_cpu = [100 * (cpu4[i] - cpu3[i]) / (w4 - w3) for i in range(n)]
         rss = bench.rss_mb()
         base_rss = base_proc.memory_info().rss / 2**20

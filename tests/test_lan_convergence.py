@@ -222,6 +222,9 @@ def test_checkout_lease_holds_lapses_is_taken_over_once_and_payment_wins(
     with pytest.raises(Conflict, match="in checkout on Till R1"):
         r2.act(actions.rename, sale["id"], "mine now")
     assert r2.reg.sale(sale["id"])["tenders"] == []
+    assert r2.act(actions.checkout_blocker, sale["id"]) == "in checkout on Till R1 (R1)"
+    # A card payment the terminal already approved is recorded all the same.
+    assert r2.reg.add_tender(sale["id"], "card", 100, "approved")["tenders"][0]["amount"] == 100
     # R1 disappears: for R2 and R3 its lease lapses at once, and both take over.
     r2.sees(r1, connected=False)
     r3.sees(r1, connected=False)
@@ -238,6 +241,9 @@ def test_checkout_lease_holds_lapses_is_taken_over_once_and_payment_wins(
     exchange(nodes)
     doc = converged(nodes, sale["id"])
     assert doc["status"] == "completed" and doc["receipt_no"] == paid["receipt_no"]
+    # R2's card money, which R1 had not seen when it completed, stays on record.
+    set_aside = [t for c in doc["conflicts"] for t in c.get("set_aside_tenders", [])]
+    assert [(t["kind"], t["amount"]) for t in set_aside] == [("card", 100)]
 
 
 def test_transfer_and_resume_move_the_holder(nodes: list[Node]) -> None:

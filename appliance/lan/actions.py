@@ -18,7 +18,7 @@ from appliance.lan.registry import PeerDirectory
 from appliance.lan.saved import SAVED, holder_of, lease_of, running_lease_elsewhere
 from appliance.reducer import Op
 from appliance.register import Register, _now_iso, check_text
-from appliance.sale import OPEN, PARKED, SaleDoc
+from appliance.sale import CARD, OPEN, PARKED, SaleDoc
 
 Doc = dict[str, Any]
 
@@ -186,11 +186,25 @@ def renew_leases(register: Register, peers: PeerDirectory, seconds: float) -> in
     return len(ops)
 
 
+def checkout_blocker(register: Register, peers: PeerDirectory, sale_id: str) -> str | None:
+    """Why this register may not start charging the sale now (None: it may)."""
+    doc = find(register, peers, sale_id)
+    lease = running_lease_elsewhere(doc, now_ms(), register.register_id, peers.status)
+    if lease is None:
+        return None
+    return f"in checkout on {peers.label(lease['register_id'])}"
+
+
 def payment_guard(
     peers: PeerDirectory, lease_seconds: float
 ) -> Callable[[Register, list[Op]], None]:
     """An in-transaction hook: a sale in checkout on another register cannot be paid
-    here; a payment started here takes the checkout lease in the same transaction."""
+    here; a payment started here takes the checkout lease in the same transaction.
+
+    A card tender is money the terminal already took: it is always recorded (a
+    payment wins over a lease). A card payment flow checks ``checkout_blocker``
+    before it asks the terminal to charge.
+    """
 
     def guard(register: Register, ops: list[Op]) -> None:
         me = register.register_id
@@ -200,6 +214,14 @@ def payment_guard(
                 continue
             doc = {**after, "status": OPEN}  # as it was: only an open sale takes tenders
             lease = running_lease_elsewhere(doc, now_ms(), me, peers.status)
+            taken = any(
+                op["sale_id"] == sale_id
+                and op["kind"] == "sale.tender"
+                and op["payload"]["tender"].get("kind") == CARD
+                for op in ops
+            )
+            if lease is not None and taken:
+                continue  # recorded; the other register keeps its lease
             if lease is not None:
                 raise Conflict(
                     f"sale {doc.get('name') or sale_id} is in checkout on "
