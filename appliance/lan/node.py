@@ -51,6 +51,7 @@ REGISTER_ID = re.compile(r"^[A-Za-z0-9]{1,16}$")
 PULL_TIMEOUT = 5.0
 SEND_TIMEOUT = 2.0
 MAX_BACKOFF = 2.0
+BEAT_BUFFER_LIMIT = 4 * 1024 * 1024
 
 Message = dict[str, Any]
 Address = tuple[str, int]
@@ -95,6 +96,12 @@ class Session:
         async with self._lock:
             await asyncio.wait_for(self.channel.send(message), SEND_TIMEOUT)
 
+    def beat(self, message: Message) -> None:
+        """Send without waiting: a heartbeat must never queue behind a big batch to
+        a slow peer (or behind another peer). A peer that reads nothing gets none."""
+        if self.channel.writer.transport.get_write_buffer_size() < BEAT_BUFFER_LIMIT:
+            self.channel.write(message)
+
     def close(self) -> None:
         self.closed = True
         self.channel.close()
@@ -123,6 +130,7 @@ class LanNode:
         self.pulling: dict[str, float] = {}
         self.static: dict[Address, str | None] = {parse_peer(p): None for p in self.lan.peers}
         self.discovered: dict[str, tuple[Address, float]] = {}
+        self._lost_at: dict[str, float] = {}
         self._backoff: dict[Address, tuple[float, int]] = {}
         self._dialing: set[Address] = set()
         self.changed = asyncio.Event()
@@ -361,6 +369,7 @@ class LanNode:
         await self.service.call(_save_peer, entry.row())
 
     async def _disconnected(self, pid: str) -> None:
+        self._lost_at[pid] = time.monotonic()
         entry = self.directory.entries.get(pid)
         if entry is None:
             return
@@ -488,14 +497,18 @@ class LanNode:
         while True:
             await asyncio.sleep(self.lan.heartbeat_seconds)
             now = time.monotonic()
-            sends = []
+            beat = {"t": "beat", "vv": self.vv}
             for session in list(self.sessions.values()):
+                if session.closed:
+                    continue
                 if now - session.last_heard > self.lan.peer_timeout_seconds:
                     log.info("lan: %s silent for %.1f s", session.peer_id, now - session.last_heard)
                     session.close()
-                else:
-                    sends.append((session, {"t": "beat", "vv": self.vv}))
-            await self._broadcast(sends)
+                    continue
+                try:
+                    session.beat(beat)
+                except (OSError, RuntimeError):
+                    session.close()
 
     async def _held_loop(self) -> None:
         while True:
@@ -519,12 +532,16 @@ class LanNode:
         while True:
             now = time.monotonic()
             targets: list[Address] = []
+            live = {pid for pid, s in self.sessions.items() if not s.closed}
             for address, pid in self.static.items():
-                if pid != self.me and (pid is None or pid not in self.sessions):
+                if pid != self.me and (pid is None or pid not in live):
                     targets.append(address)
             for rid, (address, since) in self.discovered.items():
-                mine_to_dial = self.me < rid or now - since > 3 * self.lan.heartbeat_seconds
-                if rid not in self.sessions and mine_to_dial:
+                # The lower id dials; the other only if that has not happened for a while
+                # (its discovery may be one-sided).
+                waited = now - max(since, self._lost_at.get(rid, 0.0))
+                mine_to_dial = self.me < rid or waited > 3 * self.lan.heartbeat_seconds
+                if rid not in live and mine_to_dial:
                     targets.append(address)
             for address in targets:
                 if address in self._dialing or self._backoff.get(address, (0.0, 0))[0] > now:

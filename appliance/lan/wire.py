@@ -85,15 +85,23 @@ class Channel:
     hello: Message  # what the peer said about itself
     address: str
 
-    async def send(self, message: Message) -> None:
+    def write(self, message: Message) -> int:
+        """Seal and queue one message (frames go out whole and in order); returns
+        how many bytes wait in the send buffer."""
         self.writer.write(frame(self.sealer.seal(_dumps(message))))
+        return self.writer.transport.get_write_buffer_size()
+
+    async def send(self, message: Message) -> None:
+        self.write(message)
         await self.writer.drain()
 
     async def recv(self) -> Message:
         return _loads(self.opener.open(await read_frame(self.reader)))
 
     def close(self) -> None:
-        self.writer.close()
+        # At once: a peer behind a pulled cable would hold a graceful close open
+        # for as long as unsent data waits.
+        self.writer.transport.abort()
 
 
 def _address(writer: asyncio.StreamWriter) -> str:
