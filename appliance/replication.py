@@ -12,7 +12,6 @@ of ops therefore holds the same state for every saved sale.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +20,7 @@ from appliance.hlc import Timestamp
 from appliance.reducer import Op, apply_op, apply_refund_effect
 from appliance.register import Register
 from appliance.storage.db import atomic
-from appliance.storage.oplog import insert_op, iter_ops
+from appliance.storage.oplog import OP_COLUMNS, insert_op, iter_ops, op_from_row
 
 REQUIRED = ("op_id", "register_id", "hlc", "kind", "payload")
 
@@ -54,33 +53,24 @@ def _check(op: Any, index: int) -> Op:
     }
 
 
-def select_ops(
-    register: Register, where: str, params: tuple[Any, ...], order: str, limit: int
-) -> list[dict[str, Any]]:
-    """Ops of this register's log as they travel to others (with local ``seq``)."""
-    rows = register.conn.execute(
-        "SELECT seq, op_id, register_id, hlc, sale_id, kind, payload, origin_seq FROM ops"
-        f" WHERE {where} ORDER BY {order} LIMIT ?",
-        (*params, limit),
-    ).fetchall()
-    return [
-        {
-            "seq": seq,
-            "op_id": op_id,
-            "register_id": register_id,
-            "hlc": hlc,
-            "sale_id": sale_id,
-            "kind": kind,
-            "payload": json.loads(payload),
-            "origin_seq": origin_seq,
-        }
-        for seq, op_id, register_id, hlc, sale_id, kind, payload, origin_seq in rows
-    ]
-
-
 def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
     """This register's log from local position ``after_seq`` (for pushing to peers)."""
-    return select_ops(register, "seq > ?", (after_seq,), "seq", limit)
+    rows = register.conn.execute(
+        f"SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after_seq, limit),
+    ).fetchall()
+    return [op_from_row(row) for row in rows]
+
+
+def numbered_ops(
+    register: Register, where: str, params: tuple[Any, ...], order: str, limit: int
+) -> list[dict[str, Any]]:
+    """Ops with ``origin_seq``, their number on the register that made them (LAN sync)."""
+    rows = register.conn.execute(
+        f"SELECT {OP_COLUMNS}, origin_seq FROM ops WHERE {where} ORDER BY {order} LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [{**op_from_row(row[:-1]), "origin_seq": row[-1]} for row in rows]
 
 
 def apply_remote(register: Register, ops: Iterable[Any]) -> int:

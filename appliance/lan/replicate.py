@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.register import Register
-from appliance.replication import apply_remote, select_ops
+from appliance.replication import apply_remote, numbered_ops
 
 BATCH = 500
 
@@ -51,12 +51,9 @@ def vector(register: Register) -> Vector:
 
 def ops_of(register: Register, origin: str, after: int, limit: int = BATCH) -> list[dict[str, Any]]:
     """``origin``'s ops numbered after ``after``, in their origin's order."""
-    ops = select_ops(
+    return numbered_ops(
         register, "register_id = ? AND origin_seq > ?", (origin, after), "origin_seq", limit
     )
-    for op in ops:
-        del op["seq"]  # local to this register: meaningless to a peer
-    return ops
 
 
 def ops_missing(register: Register, wanted: Vector, limit: int = BATCH) -> list[dict[str, Any]]:
