@@ -26,7 +26,7 @@ from appliance.lan.registry import PeerDirectory, PeerEntry
 from appliance.lan.replicate import vector
 from appliance.lan.saved import holder_of
 from appliance.register import Register
-from appliance.replication import apply_remote, ops_since
+from appliance.replication import apply_remote, numbered_ops, ops_since
 from appliance.storage.db import connect, migrate
 from appliance.storage.state import StateStore
 from tests.conftest import CATALOG_CSV, make_config
@@ -64,8 +64,9 @@ def nodes(tmp_path: Path) -> Iterator[list[Node]]:
 
 
 def share(src: Node, dst: Node) -> None:
+    """Everything ``src`` holds, as LAN sync carries it (with origin numbers)."""
     if src is not dst:
-        apply_remote(dst.reg, ops_since(src.reg, 0, 10**6))
+        apply_remote(dst.reg, numbered_ops(src.reg, "1", (), "seq", 10**6))
 
 
 def exchange(nodes: list[Node]) -> None:
@@ -224,7 +225,9 @@ def test_checkout_lease_holds_lapses_is_taken_over_once_and_payment_wins(
     assert r2.reg.sale(sale["id"])["tenders"] == []
     assert r2.act(actions.checkout_blocker, sale["id"]) == "in checkout on Till R1 (R1)"
     # A card payment the terminal already approved is recorded all the same.
-    assert r2.reg.add_tender(sale["id"], "card", 100, "approved")["tenders"][0]["amount"] == 100
+    card = {"name": "girocard", "pan_masked": "############1234", "offline": False}
+    approved = r2.reg.add_tender(sale["id"], "card", 100, "T1", card=card, payment_id="p1")
+    assert approved["tenders"][0]["amount"] == 100
     # R1 disappears: for R2 and R3 its lease lapses at once, and both take over.
     r2.sees(r1, connected=False)
     r3.sees(r1, connected=False)
