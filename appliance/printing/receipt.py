@@ -183,7 +183,7 @@ def _lines(sale: Doc, lay: Layout, letters: dict[tuple[str, int], str]) -> None:
             lay.w.line(f"  {qty}")
         if line.get("override"):
             override = line["override"]
-            text = f"price {lay.money(override['unit_price'])}: {override['reason']}"
+            text = f"was {lay.money(line['unit_price'])}: {override['reason']}"
             lay.wrapped(text, indent=2)
         if line.get("voided"):
             lay.amount("  VOID", -gross)
@@ -383,8 +383,10 @@ def report_bytes(
     lay.pair("Discounts", m(report["discounts"]))
     lay.pair("Cash rounding", m(report["cash_rounding"]))
     lay.rule()
-    for kind, amount in report["tenders"].items():
-        lay.pair(TENDER_NAMES.get(kind, kind.title()), m(amount))
+    tenders = report["tenders"]
+    order = list(TENDER_NAMES)
+    for kind in sorted(tenders, key=lambda k: order.index(k) if k in order else len(order)):
+        lay.pair(TENDER_NAMES.get(kind, kind.title()), m(tenders[kind]))
     if report["taxes"]:
         _tax_table(report["taxes"], lay, lambda row: f"{row['category']} {_rate(row['rate_ppm'])}")
         lay.pair("Tax total", m(report["tax_total"]))

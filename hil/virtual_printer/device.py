@@ -8,7 +8,9 @@ It behaves like an Epson TM printer where that matters to a register:
 - everything else goes into the receive buffer and is printed while the printer can
   print (online, cover closed, paper in); when the paper runs out — also in the middle
   of a job — printing stops and the rest waits in the buffer until paper is loaded;
-- each cut ends a job: its bytes and its text (and optionally PNG) are stored.
+- a job ends at a cut, at an ESC @ (initialise) after printed content, or when the
+  link closes after printed content (printers without a cutter); its bytes and its
+  text (and optionally PNG) are stored.
 
 Faults a test can switch while it runs: paper near end / out, paper running out after
 N more lines, cover open, offline, a status channel that never answers or answers
@@ -25,7 +27,7 @@ from typing import Any
 
 from drivers.printers.profiles import PrinterProfile
 from drivers.printers.status import encode_status
-from hil.escpos.interpreter import Cut, Drawer, Interpreter, Item, TextLine
+from hil.escpos.interpreter import Cut, Drawer, Interpreter, Item, Note, TextLine
 from hil.escpos.render import render_png, render_text
 
 PAPER_STATES = ("ok", "near_end", "out")
@@ -178,6 +180,8 @@ class VirtualPrinter:
             consumed = self.interp.step()
             if consumed is None:
                 return
+            if consumed[:2] == b"\x1b@" and self._has_content():
+                self._end_job()
             self._job_bytes += consumed
             for item in self.interp.take_items():
                 self._job_items.append(item)
@@ -190,6 +194,15 @@ class VirtualPrinter:
                     self._kick()
                 elif isinstance(item, Cut):
                     self._end_job()
+
+    def _has_content(self) -> bool:
+        return any(not isinstance(i, Drawer | Note) for i in self._job_items)
+
+    def link_closed(self) -> None:
+        """The host hung up: what it printed since the last cut is a job (no-cutter models)."""
+        with self.lock:
+            if self._has_content() and not self.interp.pending_bytes:
+                self._end_job()
 
     def _end_job(self) -> None:
         items, self._job_items = self._job_items, []

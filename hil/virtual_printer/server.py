@@ -73,6 +73,7 @@ class TcpPrinter:
         finally:
             self.clients.discard(writer)
             writer.close()
+            printer.link_closed()
 
     def close(self) -> None:
         if self.server is not None:

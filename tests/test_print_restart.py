@@ -1,0 +1,99 @@
+"""Receipts waiting for paper survive a register killed with SIGKILL: each printed once.
+
+Real processes: `hil printer --listen … --control …` (the virtual network printer)
+and `appliance run` talking to it over loopback TCP. The paper runs out in the middle
+of the first receipt (the printer holds its rest); the next waits in the queue; the
+register is killed and started again; it keeps selling; paper is loaded over the
+control channel; every receipt is on the paper exactly once, none sent twice.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hil.virtual_printer.control import PrinterControl
+from tests.conftest import CATALOG_CSV, VENV_BIN, RegisterProcess
+from tests.printer_rig import barcode_count, wait_until
+
+
+@pytest.fixture
+def printer(tmp_path: Path) -> Iterator[tuple[str, PrinterControl]]:
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "hil"), "printer", "--listen", "127.0.0.1:0",
+         "--control", "127.0.0.1:0", "--jobs", str(tmp_path / "jobs")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        address = proc.stdout.readline().strip()
+        control = proc.stdout.readline().strip().removeprefix("control ")
+        assert address and control, "hil printer did not announce its addresses"
+        handle = PrinterControl(control)
+        yield address, handle
+        handle.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def sell_cash(client: httpx.Client) -> dict[str, str]:
+    sale = client.post("/api/sales").json()
+    client.post(f"/api/sales/{sale['id']}/lines", json={"code": "BEER"}).raise_for_status()
+    done = client.post(
+        f"/api/sales/{sale['id']}/tenders", json={"kind": "cash", "amount_minor": 500}
+    )
+    done.raise_for_status()
+    result: dict[str, str] = done.json()
+    assert result["status"] == "completed"
+    return result
+
+
+def test_receipt_waits_through_a_register_kill_and_prints_once(
+    tmp_path: Path, printer: tuple[str, PrinterControl]
+) -> None:
+    address, control = printer
+    config = tmp_path / "register.toml"
+    config.write_text(
+        f'[printer]\nconnection = "tcp:{address}"\npoll_seconds = 0.1\n'
+        "status_timeout_seconds = 0.3\n[demo]\ncatalog = false\n"
+    )
+    register = RegisterProcess(tmp_path / "data", config)
+    try:
+        register.start()
+        with httpx.Client(base_url=register.url, timeout=10) as client:
+            client.post("/api/catalog/import", content=CATALOG_CSV).raise_for_status()
+            client.post("/api/shifts", json={"float_minor": 0}).raise_for_status()
+            control.set(paper_lines=8)  # the roll ends inside the first receipt
+            before = [sell_cash(client) for _ in range(2)]
+            wait_until(
+                lambda: (
+                    "printing stopped: paper out" in str(client.get("/api/printer/jobs").json())
+                ),
+                what="the register to see the paper out",
+            )
+        register.kill()
+        register.start()
+        with httpx.Client(base_url=register.url, timeout=10) as client:
+            after = [sell_cash(client)]  # selling goes on while the receipts wait
+            jobs = client.get("/api/printer/jobs").json()
+            # the first is in the printer's buffer, half printed; the others never left
+            assert [j["status"] for j in reversed(jobs)] == ["sent", "queued", "queued"]
+            assert control.state()["jobs"] == 0 and control.state()["pending_bytes"] > 300
+            control.set(paper="ok")
+            wait_until(
+                lambda: all(j["status"] == "done" for j in client.get("/api/printer/jobs").json()),
+                what="all receipts printed",
+            )
+        printed = control.printed()
+        for sale in (*before, *after):
+            assert barcode_count(printed, sale["receipt_no"]) == 1
+        assert len(control.jobs()) == 3
+        assert "RESENT" not in printed  # the buffered one was not sent again
+    finally:
+        register.stop()
