@@ -13,36 +13,20 @@ Usage: python bench/cold_start_printing.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cold_start import BIN, free_port, rss_mb
+from cold_start import BIN, start_once
 
 
 def start(data_dir: Path, config: Path) -> tuple[float, float]:
-    port = free_port()
-    t0 = time.perf_counter()
-    cmd = [str(BIN / "appliance"), "run", "--config", str(config), "--data-dir", str(data_dir)]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        while time.perf_counter() - t0 < 30:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5):
-                    return time.perf_counter() - t0, rss_mb(proc.pid)
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError("register did not start in 30 s")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    os.environ["APPLIANCE_CONFIG"] = str(config)  # start_once's `appliance run` reads it
+    return start_once(data_dir)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ the register must have kept selling throughout.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,11 @@ def test_receipt_printed_once_and_drawer_kicked_for_cash_only(
     status = register.get("/api/printer/status").json()
     assert status["printer"]["ready"] is True and status["printer"]["drawer_open"] is True
     assert status["jobs"]["done"] == 2 and status["drawer"]["kicks"] == 1
+    # the barcode on the paper, scanned back, finds the sale (to start a refund)
+    code = re.search(r"\[CODE128 (\S+)\]", rig.printer.jobs[0].text)
+    assert code is not None
+    scanned = register.post("/api/scan", json={"code": code.group(1)}).json()
+    assert scanned["action"] == "receipt" and scanned["sale"]["id"] == cash["id"]
 
 
 def test_paper_runs_out_mid_job_and_the_rest_prints_once(

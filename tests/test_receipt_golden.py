@@ -179,3 +179,18 @@ def test_x_and_z_reports(tmp_path: Path) -> None:
         "z-report-tm-t88v",
         printed(report_bytes({**z, **at}, f"Z REPORT {z['z_no']}", profile, settings), profile.key),
     )
+
+
+def test_logo_prints_and_a_broken_logo_does_not_stop_the_receipt(tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    logo = tmp_path / "logo.png"
+    img = Image.new("RGBA", (800, 200), (0, 0, 0, 0))  # wider than the paper, transparent
+    ImageDraw.Draw(img).rectangle((0, 50, 800, 150), fill="black")
+    img.save(logo)
+    reg = make_register(tmp_path, printer={"logo": str(logo)})
+    sale = cash_sale(reg)
+    lines = receipt(reg, sale, "epson-tm-t88v").splitlines()
+    assert lines[0] == "[image 512x128]"  # scaled to the 512 dots of 80 mm paper
+    logo.write_bytes(b"not an image")
+    assert receipt(reg, sale, "epson-tm-t88v").splitlines()[0] == "            Demo Shop"

@@ -227,34 +227,27 @@ class NetworkConnection(Connection):
     def _write_some(self, data: memoryview) -> int:
         return self.sock.send(data)
 
-    def read_byte(self, timeout: float) -> int | None:
-        self.open()
-        sock = self.sock
-        ready, _, _ = select.select([sock], [], [], timeout)
-        if not ready:
-            return None
+    def _recv(self, size: int) -> bytes:
         try:
-            got = sock.recv(1)
+            got = self.sock.recv(size)
         except OSError as exc:
             self.close()
             raise ConnectionError(f"{self.spec.describe()}: {exc}") from None
         if not got:
             self.close()
             raise ConnectionError(f"{self.spec.describe()} closed the connection")
-        return got[0]
+        return got
+
+    def read_byte(self, timeout: float) -> int | None:
+        self.open()
+        if not select.select([self.sock], [], [], timeout)[0]:
+            return None
+        return self._recv(1)[0]
 
     def drain(self) -> None:
         self.open()
-        sock = self.sock
-        while select.select([sock], [], [], 0)[0]:
-            try:
-                got = sock.recv(4096)
-            except OSError as exc:
-                self.close()
-                raise ConnectionError(f"{self.spec.describe()}: {exc}") from None
-            if not got:
-                self.close()
-                raise ConnectionError(f"{self.spec.describe()} closed the connection")
+        while self.is_open and select.select([self.sock], [], [], 0)[0]:
+            self._recv(4096)
 
 
 class SerialConnection(Connection):

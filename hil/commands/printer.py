@@ -44,13 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run)
 
 
-def _hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{text!r} is not HOST:PORT")
-    return host or "127.0.0.1", int(port)
-
-
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -67,8 +60,10 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace) -> int:
     import asyncio
+    import contextlib
 
     from drivers.printers.profiles import DEFAULT_PROFILE, load_profile
+    from hil.commands.terminal import _hostport
     from hil.virtual_printer.device import Job, VirtualPrinter
     from hil.virtual_printer.server import PtyPrinter, serve_control, serve_tcp, server_address
 
@@ -98,12 +93,10 @@ async def _main(args: argparse.Namespace) -> int:
         control = await serve_control(printer, *_hostport(args.control))
         closers.append(control)
         print(f"control {server_address(control)}", flush=True)
-    try:
-        if args.duration is not None:
-            await asyncio.sleep(args.duration)
-        else:
-            await asyncio.Event().wait()
-    finally:
-        for closer in closers:
-            closer.close()
+    with contextlib.suppress(TimeoutError):
+        try:
+            await asyncio.wait_for(asyncio.Event().wait(), args.duration)  # None: forever
+        finally:
+            for closer in closers:
+                closer.close()
     return 0

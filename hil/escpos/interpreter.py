@@ -43,7 +43,7 @@ ESC_PARAMS = {
 }  # fmt: skip
 GS_PARAMS = {
     0x21: 1, 0x24: 2, 0x2F: 1, 0x3A: 0, 0x42: 1, 0x45: 1, 0x48: 1, 0x49: 1, 0x4C: 2,
-    0x50: 2, 0x54: 1, 0x56: 1, 0x57: 2, 0x5C: 2, 0x5E: 3, 0x61: 1, 0x62: 1, 0x63: 0,
+    0x50: 2, 0x54: 1, 0x57: 2, 0x5C: 2, 0x5E: 3, 0x61: 1, 0x62: 1, 0x63: 0,
     0x66: 1, 0x67: 4, 0x68: 1, 0x6A: 1, 0x72: 1, 0x77: 1,
 }  # fmt: skip
 FS_PARAMS = {0x21: 1, 0x26: 0, 0x2E: 0, 0x2D: 1, 0x43: 1, 0x53: 2, 0x57: 1, 0x3F: 2, 0x70: 2}
@@ -340,6 +340,17 @@ class Interpreter:
         for _ in range(max(0, lines)):
             self._print_line()
 
+    def _fixed(self, table: dict[int, int], prefix: str, avail: int) -> list[int] | int | None:
+        """The parameters of a fixed-length command; 2 (skip it) for an unknown one."""
+        cmd = self._byte(1)
+        params = table.get(cmd)
+        if params is None:
+            self.items.append(Note(f"unknown command {prefix} 0x{cmd:02X}"))
+            return 2
+        if avail < 2 + params:
+            return None
+        return [self._byte(2 + i) for i in range(params)]
+
     # DLE: real-time commands -------------------------------------------------------------
     def _dle(self, avail: int) -> int | None:
         cmd = self._byte(1)
@@ -384,13 +395,10 @@ class Interpreter:
             if avail < 5:
                 return None
             return self._sized(5 + self._byte(3) + 256 * self._byte(4), avail)
-        params = ESC_PARAMS.get(cmd)
-        if params is None:
-            self.items.append(Note(f"unknown command ESC 0x{cmd:02X}"))
-            return 2
-        if avail < 2 + params:
-            return None
-        p = [self._byte(2 + i) for i in range(params)]
+        p = self._fixed(ESC_PARAMS, "ESC", avail)
+        if not isinstance(p, list):
+            return p
+        params = len(p)
         st = self.state
         if cmd == 0x40:  # ESC @ initialise: modes reset, unprinted text discarded
             self.state = _State()
@@ -499,16 +507,13 @@ class Interpreter:
                 return None
             extra = self._byte(8) + 256 * self._byte(9) if self._byte(2) == 1 else 0
             return self._sized(10 + extra, avail)
-        params = FS_PARAMS.get(cmd)
-        if params is None:
-            self.items.append(Note(f"unknown command FS 0x{cmd:02X}"))
-            return 2
-        if avail < 2 + params:
-            return None
+        p = self._fixed(FS_PARAMS, "FS", avail)
+        if not isinstance(p, list):
+            return p
         if cmd == 0x70:  # FS p n m: print an NV image stored in the printer
             self._flush_line()
-            self.items.append(Image(0, 0, None, f"NV image {self._byte(2)}", self.state.align))
-        return 2 + params
+            self.items.append(Image(0, 0, None, f"NV image {p[0]}", self.state.align))
+        return 2 + len(p)
 
     def _fs_define_nv(self, avail: int) -> int | None:
         if avail < 3:
@@ -547,10 +552,6 @@ class Interpreter:
             if avail < 4:
                 return None
             return self._sized(4 + self._byte(2) * self._byte(3) * 8, avail)
-        params = GS_PARAMS.get(cmd)
-        if params is None:
-            self.items.append(Note(f"unknown command GS 0x{cmd:02X}"))
-            return 2
         if cmd == 0x56:  # GS V m [n]: cut
             if avail < 3:
                 return None
@@ -561,9 +562,9 @@ class Interpreter:
             self._flush_line()
             self.items.append(Cut(partial=m in (1, 49, 66, 98, 104)))
             return size
-        if avail < 2 + params:
-            return None
-        p = [self._byte(2 + i) for i in range(params)]
+        p = self._fixed(GS_PARAMS, "GS", avail)
+        if not isinstance(p, list):
+            return p
         st = self.state
         if cmd == 0x21:  # GS ! n: character size
             st.style = replace(st.style, width=((p[0] >> 4) & 7) + 1, height=(p[0] & 7) + 1)
@@ -578,7 +579,7 @@ class Interpreter:
         elif cmd == 0x2F:  # GS / m: print the downloaded bit image
             self._flush_line()
             self.items.append(Image(0, 0, None, "downloaded bit image", st.align))
-        return 2 + params
+        return 2 + len(p)
 
     def _gs_barcode(self, avail: int) -> int | None:
         if avail < 3:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import tty
 from dataclasses import asdict
 from typing import Any
 
 from drivers.printers.connection import Connection, ConnectionSpec
+from hil.json_lines import serve_json_lines, server_address
 from hil.virtual_printer.device import VirtualPrinter
 
 MAX_BUFFER = 1 << 20
@@ -184,26 +184,4 @@ def control_command(printer: VirtualPrinter, req: dict[str, Any]) -> dict[str, A
 
 
 async def serve_control(printer: VirtualPrinter, host: str, port: int) -> asyncio.Server:
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async for line in reader:
-                try:
-                    req = json.loads(line)
-                    if not isinstance(req, dict):
-                        raise ValueError("send one JSON object per line")
-                    resp = control_command(printer, req)
-                except (ValueError, TypeError) as exc:
-                    resp = {"ok": False, "error": str(exc)}
-                writer.write(json.dumps(resp).encode() + b"\n")
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(on_client, host, port)
-
-
-def server_address(server: asyncio.Server) -> str:
-    host, port = server.sockets[0].getsockname()[:2]
-    return f"{host}:{port}"
+    return await serve_json_lines(lambda req: control_command(printer, req), host, port)
