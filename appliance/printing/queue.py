@@ -294,11 +294,13 @@ class PrintWorker:
             await self.call(set_status, job["id"], "queued")
             await self.call(note_waiting, job["id"], f"waiting: {exc}")
             return False
-        except TransmitError as exc:
+        except Exception as exc:  # TransmitError, or a driver failing in its own way
+            sent = getattr(exc, "sent", 1)  # unknown: assume some of it went out
+            reason = str(exc) if isinstance(exc, TransmitError) else f"printer driver: {exc!r}"
             outcome = await self.call(
-                transmission_failed, job["id"], str(exc), exc.sent > 0, self.max_attempts
+                transmission_failed, job["id"], reason, sent > 0, self.max_attempts
             )
-            log.warning("print job %s: %s (%s)", job["id"], exc, outcome)
+            log.warning("print job %s: %s (%s)", job["id"], reason, outcome)
             return False
         await self.call(set_status, job["id"], "sent")
         self.status = after

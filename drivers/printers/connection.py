@@ -39,6 +39,7 @@ SPEC_RE = re.compile(
 )
 NETWORK_PORT = 9100
 CHUNK = 1024
+CONNECT_TIMEOUT = 3.0  # a printer that is off must not hold the link thread for long
 
 
 class PrinterUnreachable(OSError):
@@ -215,8 +216,10 @@ class NetworkConnection(Connection):
     """Raw TCP to the printer's port 9100 (python-escpos ``Network``)."""
 
     def _open(self, escpos_printer: ModuleType) -> Any:
-        printer = escpos_printer.Network(self.spec.host, self.spec.port, timeout=self.timeout)
+        connect = min(self.timeout, CONNECT_TIMEOUT)
+        printer = escpos_printer.Network(self.spec.host, self.spec.port, timeout=connect)
         printer.open()
+        printer.device.settimeout(self.timeout)
         return printer
 
     @property
@@ -308,9 +311,21 @@ class UsbConnection(Connection):
         assert self.spec.usb_id is not None
         vid, pid = self.spec.usb_id
         printer = escpos_printer.Usb(vid, pid, timeout=int(self.timeout * 1000))
+        # python-escpos resets the device on every open; a reset could drop a job the
+        # printer holds while its paper is out, so configure it only when it is not.
+        printer._configure_usb = lambda: self._configure(printer)
         printer.open()
         self._find_endpoints(printer)
         return printer
+
+    @staticmethod
+    def _configure(printer: Any) -> None:
+        import usb.core
+
+        try:
+            printer.device.get_active_configuration()
+        except usb.core.USBError:
+            printer.device.set_configuration()
 
     @staticmethod
     def _find_endpoints(printer: Any) -> None:
