@@ -66,11 +66,11 @@ def main() -> None:
     start = time.perf_counter()
     text.decode("cp858")
     base = len(text) / 1024 / (time.perf_counter() - start)
-    print(f"baseline bytes.decode('cp858')        : {base:12.0f} KB/s")
+    print(f"baseline bytes.decode('cp858')              : {base:12.0f} KB/s")
     for name, data in (("receipts (text)", text), ("receipts with logo", logo),
                        ("random bytes (mostly skipped)", noise)):  # fmt: skip
         kbs = throughput(data)
-        print(f"interpreter, {name:22}   : {kbs:12.0f} KB/s  ({base / kbs:6.0f}x slower)")
+        print(f"interpreter, {name:30}: {kbs:12.0f} KB/s  ({base / kbs:6.0f}x slower)")
 
 
 if __name__ == "__main__":

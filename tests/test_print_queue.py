@@ -263,6 +263,11 @@ def test_simulated_printer_keeps_jobs_under_the_data_folder(tmp_path: Path) -> N
         assert printed == "--- drawer --- pin 2\n" + preview.text
         png = client.get(f"/api/printer/preview/{sale['id']}?format=png")
         assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+        drawer = client.post("/api/printer/status/refresh").json()["printer"]["drawer_open"]
+        assert drawer is True  # kicked by the cash sale, not shut yet (5 s)
+        client.put("/api/printer/simulated", json={"drawer_closes_after": 0}).raise_for_status()
+        status = client.post("/api/printer/status/refresh").json()["printer"]
+        assert status["drawer_open"] is False and status["ready"] is True
     finally:
         client.__exit__(None, None, None)
 

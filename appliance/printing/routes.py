@@ -47,6 +47,7 @@ class SimulatedIn(_Body):
     status: Literal["normal", "mute", "garbage"] | None = None
     drawer_open: StrictBool | None = None
     paper_lines: Annotated[StrictInt, Field(ge=1, le=10**6)] | None = None
+    drawer_closes_after: Annotated[float, Field(ge=0, le=3600)] | None = None
 
 
 def build_router(printing: PrintingService) -> APIRouter:

@@ -65,6 +65,7 @@ def build_printer(
         from hil.virtual_printer.server import VirtualConnection
 
         virtual = VirtualPrinter(profile, config.data_dir / "printer")
+        virtual.faults.drawer_closes_after = 5.0  # the cashier shuts the drawer again
         return EscPosPrinter(VirtualConnection(virtual), profile), virtual
     from drivers.printers.connection import load_escpos, open_connection, parse_spec
 

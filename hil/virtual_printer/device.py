@@ -20,6 +20,7 @@ garbage, and (for the network server) a disconnect after N more bytes.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Faults:
     status: str = "normal"  # normal | mute | garbage
     drawer_open: bool = False
     paper_lines: int | None = None  # paper runs out after this many more printed lines
+    drawer_closes_after: float | None = None  # seconds until a kicked drawer is shut again
     disconnect_after: int | None = None  # network: drop the link after this many bytes
 
     def set(self, **changes: Any) -> None:
@@ -55,6 +57,10 @@ class Faults:
                 raise ValueError(f"status must be one of {', '.join(STATUS_MODES)}")
             if key in ("cover_open", "online", "drawer_open") and not isinstance(value, bool):
                 raise ValueError(f"{key} must be true or false")
+            if key == "drawer_closes_after" and not (
+                value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+            ):
+                raise ValueError(f"{key} must be a number of seconds or null")
             if key in ("paper_lines", "disconnect_after") and not (
                 value is None or (isinstance(value, int) and not isinstance(value, bool))
             ):
@@ -120,6 +126,7 @@ class VirtualPrinter:
         self.bytes_received = 0
         self.status_requests = 0
         self._garbage = 0
+        self._drawer_opened_at = 0.0
         self._job_bytes = bytearray()
         self._job_items: list[Item] = []
         self._next_number = 1
@@ -148,6 +155,7 @@ class VirtualPrinter:
         mode = self.faults.status
         if mode == "mute" or n not in (1, 2, 3, 4):
             return b""
+        self._drawer_shut()
         if mode == "garbage":
             self._garbage += 1
             return bytes([GARBAGE[self._garbage % len(GARBAGE)]])
@@ -164,6 +172,13 @@ class VirtualPrinter:
     def _kick(self) -> None:
         self.drawer_kicks += 1
         self.faults.drawer_open = True
+        self._drawer_opened_at = time.monotonic()
+
+    def _drawer_shut(self) -> None:
+        """Someone closes the drawer a while after it sprang open (when so configured)."""
+        after = self.faults.drawer_closes_after
+        if after is not None and time.monotonic() - self._drawer_opened_at >= after:
+            self.faults.drawer_open = False
 
     # the paper side --------------------------------------------------------------------
     @property
@@ -230,6 +245,7 @@ class VirtualPrinter:
 
     def state(self) -> dict[str, Any]:
         with self.lock:
+            self._drawer_shut()
             return {
                 **asdict(self.faults),
                 "can_print": self.can_print,
