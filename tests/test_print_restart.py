@@ -97,3 +97,45 @@ def test_receipt_waits_through_a_register_kill_and_prints_once(
         assert "RESENT" not in printed  # the buffered one was not sent again
     finally:
         register.stop()
+
+
+def test_hil_printer_on_a_pty_answers_status_and_buffers_while_paper_is_out(
+    tmp_path: Path,
+) -> None:
+    import serial
+
+    from drivers.printers.profiles import load_profile
+    from drivers.printers.writer import EscPosWriter
+
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "hil"), "printer", "--pty", "--control", "127.0.0.1:0",
+         "--jobs", str(tmp_path / "jobs")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        control = PrinterControl(proc.stdout.readline().strip().removeprefix("control "))
+        with serial.Serial(path, 38400, timeout=2) as line:
+            line.write(b"\x10\x04\x04")
+            assert line.read(1) == b"\x12"  # paper present
+            control.set(paper="out")
+            line.write(b"\x10\x04\x04")
+            assert line.read(1) == b"\x7e"  # paper near end and out
+            w = EscPosWriter(load_profile())
+            w.line("Grüße aus dem Drucker")
+            w.cut()
+            line.write(w.getvalue())
+            line.flush()
+            wait_until(lambda: control.state()["pending_bytes"] > 20, what="the job buffered")
+            assert control.state()["jobs"] == 0
+            control.set(paper="ok")
+            jobs = wait_until(control.jobs, what="the job printed")
+        assert jobs[0]["text"] == "Grüße aus dem Drucker\n--- cut ---\n"
+        assert proc.stdout.readline().startswith("job 1: ")
+        assert (tmp_path / "jobs" / "000001.txt").read_text(encoding="utf-8") == jobs[0]["text"]
+        control.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
