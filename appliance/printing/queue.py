@@ -193,10 +193,15 @@ def recover(register: Register) -> int:
 
 
 def set_status(register: Register, job_id: int, status: str) -> None:
-    stamp = {"sent": "sent_at", "done": "done_at"}.get(status)
-    extra = f", {stamp} = :now, last_error = NULL" if stamp else ""
+    """queued/sending/sent/done; reaching sent or done stamps the time (done also sent_at
+    when the job went from sending straight to done: one write, one fsync)."""
+    stamps = {
+        "sent": ", sent_at = :now, last_error = NULL",
+        "done": ", sent_at = coalesce(sent_at, :now), done_at = :now, last_error = NULL",
+    }
     register.conn.execute(
-        f"UPDATE print_jobs SET status = :status, updated_at = :now{extra} WHERE id = :id",
+        f"UPDATE print_jobs SET status = :status, updated_at = :now{stamps.get(status, '')}"
+        " WHERE id = :id",
         {"status": status, "now": _now(), "id": job_id},
     )
 
@@ -302,10 +307,8 @@ class PrintWorker:
             )
             log.warning("print job %s: %s (%s)", job["id"], reason, outcome)
             return False
-        await self.call(set_status, job["id"], "sent")
         self.status = after
-        if after.ready:
-            await self.call(set_status, job["id"], "done")
+        await self.call(set_status, job["id"], "done" if after.ready else "sent")
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
