@@ -24,6 +24,7 @@ from hil.escpos.interpreter import (
     Drawer,
     Image,
     Interpreter,
+    Item,
     Note,
     TextLine,
     decode_code128,
@@ -31,7 +32,7 @@ from hil.escpos.interpreter import (
 from hil.escpos.render import render_png, render_text
 
 
-def interpret(data: bytes, columns: int = 42) -> list:  # type: ignore[type-arg]
+def interpret(data: bytes, columns: int = 42) -> list[Item]:
     return Interpreter.interpret(data, columns=columns)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from drivers.printers.connection import Connection, PrinterUnreachable, TransmitError
 from drivers.printers.profiles import PrinterProfile
@@ -27,6 +28,8 @@ from drivers.printers.status import (
     unknown,
 )
 from drivers.printers.writer import drawer_pulse
+
+T = TypeVar("T")
 
 
 class ReceiptPrinter(Protocol):
@@ -60,16 +63,14 @@ class EscPosPrinter:
         self.description = connection.spec.describe()
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="printer-io")
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
     async def status(self) -> PrinterStatus:
-        result: PrinterStatus = await self._run(self._status)
-        return result
+        return await self._run(self._status)
 
     async def send(self, data: bytes) -> PrinterStatus:
-        result: PrinterStatus = await self._run(self._send, data)
-        return result
+        return await self._run(self._send, data)
 
     async def kick(self, pin: int) -> None:
         await self._run(self._kick, drawer_pulse(pin, realtime=self.profile.realtime_pulse))

@@ -16,7 +16,17 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hil.escpos.interpreter import Barcode, Cut, Drawer, Image, Item, Note, TextLine
+from hil.escpos.interpreter import (
+    Barcode,
+    Cut,
+    Drawer,
+    Image,
+    Item,
+    Note,
+    Segment,
+    Style,
+    TextLine,
+)
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -200,7 +210,8 @@ def render_png(
             ImageDraw.Draw(cut).line((0, line_h // 2, dots, line_h // 2), fill=128, width=1)
             strips.append(cut)
         elif line is not None:
-            strips.append(_text_strip(TextLine([_plain(line)]), dots, columns, line_h))
+            plain = TextLine([Segment(line, Style())])
+            strips.append(_text_strip(plain, dots, columns, line_h))
     height = sum(s.height for s in strips) or line_h
     paper = PIL.new("L", (dots, height), 255)
     y = 0
@@ -210,9 +221,3 @@ def render_png(
     if out is not None:
         paper.save(out, format="PNG")
     return paper
-
-
-def _plain(text: str):  # type: ignore[no-untyped-def]
-    from hil.escpos.interpreter import Segment, Style
-
-    return Segment(text, Style())

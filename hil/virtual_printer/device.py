@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.printers.profiles import PrinterProfile
-from drivers.printers.status import encode_status
+from drivers.printers.status import Paper, encode_status
 from hil.escpos.interpreter import Cut, Drawer, Interpreter, Item, Note, TextLine
 from hil.escpos.render import render_png, render_text
 
@@ -38,7 +38,7 @@ GARBAGE = (0xFF, 0x00, 0x81, 0x5A)  # none has the fixed bits of a status byte
 
 @dataclass
 class Faults:
-    paper: str = "ok"
+    paper: Paper = "ok"
     cover_open: bool = False
     online: bool = True
     status: str = "normal"  # normal | mute | garbage
@@ -162,7 +162,7 @@ class VirtualPrinter:
         f = self.faults
         table = encode_status(
             online=f.online,
-            paper=f.paper,  # type: ignore[arg-type]
+            paper=f.paper,
             cover_open=f.cover_open,
             drawer_open=f.drawer_open,
             drawer_open_level=self.profile.drawer_open_level,
