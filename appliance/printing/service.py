@@ -91,6 +91,7 @@ class PrintingService:
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._kicks: set[asyncio.Future[None]] = set()
 
     # on the register's thread --------------------------------------------------------
     def on_open(self, register: Register) -> None:
@@ -122,13 +123,14 @@ class PrintingService:
             self.worker.wake()
         if kick:
             task = asyncio.ensure_future(self._kick_quietly())
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            self._kicks.add(task)
+            task.add_done_callback(self._kicks.discard)
 
     async def _kick_quietly(self) -> None:
         try:
             await self.kick_drawer()
-        except PrinterUnavailable as exc:
-            log.warning("cash drawer: %s", exc)
+        except Exception as exc:  # the sale is done either way; the status shows it
+            log.warning("cash drawer did not open: %s", exc)
 
     # lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
