@@ -108,6 +108,6 @@ def build_router(printing: PrintingService) -> APIRouter:
 
     @router.put("/simulated")
     async def simulated(body: SimulatedIn) -> Doc:
-        return printing.set_simulated(**body.model_dump(exclude_none=True))
+        return await printing.set_simulated(**body.model_dump(exclude_none=True))
 
     return router

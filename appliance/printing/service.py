@@ -90,6 +90,7 @@ class PrintingService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
+        self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._kicks: set[asyncio.Future[None]] = set()
 
@@ -119,6 +120,7 @@ class PrintingService:
         self._loop.call_soon_threadsafe(self._after_commit, cash and self.cfg.drawer_on_cash)
 
     def _after_commit(self, kick: bool) -> None:
+        self._wanted.set()
         if self.worker is not None:
             self.worker.wake()
         if kick:
@@ -138,6 +140,11 @@ class PrintingService:
         self._task = asyncio.create_task(self._run(), name="print-worker")
 
     async def _run(self) -> None:
+        # Build the printer once the register is serving (or as soon as something needs
+        # it): its imports — python-escpos costs ~0.35 s of CPU — must not compete
+        # with start-up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wanted.wait(), timeout=min(self.cfg.poll_seconds, 1.0))
         try:
             printer, virtual = await asyncio.to_thread(build_printer, self.config, self.profile)
         except Exception as exc:
@@ -169,6 +176,7 @@ class PrintingService:
 
     async def ready_printer(self) -> ReceiptPrinter:
         """The printer once it is set up (start-up builds it in the background)."""
+        self._wanted.set()
         await asyncio.wait_for(self._ready.wait(), timeout=self.cfg.timeout_seconds + 5)
         if self.printer is None:
             raise PrinterUnavailable(self.error or "no printer")
@@ -211,7 +219,8 @@ class PrintingService:
         self.drawer.update(kicks=self.drawer["kicks"] + 1, last_kick_at=_now(), last_error=None)
         return {"pin": pin, **self.drawer}
 
-    def set_simulated(self, **faults: Any) -> Doc:
+    async def set_simulated(self, **faults: Any) -> Doc:
+        await self.ready_printer()
         if self.virtual is None:
             raise Conflict(
                 "the printer is not the simulated one: its faults are real",
