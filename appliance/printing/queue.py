@@ -35,14 +35,16 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.errors import Conflict, NotFound
 from appliance.reducer import Op
 from appliance.register import Register
 from drivers.printers.connection import PrinterUnreachable, TransmitError
-from drivers.printers.printer import ReceiptPrinter
 from drivers.printers.status import PrinterStatus, unknown
+
+if TYPE_CHECKING:
+    from drivers.printers.printer import ReceiptPrinter
 
 log = logging.getLogger(__name__)
 

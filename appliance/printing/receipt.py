@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from appliance.money import format_minor
 from appliance.sale import line_gross, unit_price
 from drivers.printers.profiles import PrinterProfile
-from drivers.printers.writer import EscPosWriter
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -104,6 +103,8 @@ class Layout:
     """Column arithmetic for one paper width, over a writer for one printer."""
 
     def __init__(self, profile: PrinterProfile, settings: ReceiptSettings) -> None:
+        from drivers.printers.writer import EscPosWriter  # python-escpos constants: not at start
+
         self.w = EscPosWriter(profile)
         self.width = profile.columns
         self.settings = settings

@@ -21,7 +21,6 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from appliance.printing import queue
-from appliance.printing.preview import render_preview
 from appliance.printing.service import PrintingService
 from appliance.register import Register
 
@@ -99,6 +98,8 @@ def build_router(printing: PrintingService) -> APIRouter:
 
     @router.get("/preview/{sale_id}")
     async def preview(sale_id: str, format: Literal["text", "png"] = "text") -> Response:
+        from appliance.printing.preview import render_preview
+
         sale: Doc = await call(Register.sale, sale_id)
         body = await asyncio.to_thread(
             render_preview, sale, printing.profile, printing.settings, format

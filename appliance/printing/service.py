@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.config import Config
 from appliance.errors import ApplianceError, Conflict
 from appliance.printing import queue
-from appliance.printing.receipt import ReceiptSettings, receipt_bytes, report_bytes
+from appliance.printing.receipt import ReceiptSettings
 from appliance.reducer import Op
 from appliance.register import Register
 from appliance.service import RegisterService
@@ -46,6 +46,8 @@ class PrinterUnavailable(ApplianceError):
 
 def render_job(profile: PrinterProfile, settings: ReceiptSettings, job: Doc, doc: Doc) -> bytes:
     """A queued job's bytes: receipt, COPY, or report."""
+    from appliance.printing.receipt import receipt_bytes, report_bytes
+
     if job["kind"] == "report":
         return report_bytes(doc, str(doc.get("title", "REPORT")), profile, settings)
     return receipt_bytes(
