@@ -21,6 +21,7 @@ APT_PACKAGES=(
     gcc               # evdev's C extension
     linux-libc-dev    # input-event headers for evdev
     iproute2          # network-namespace tests (ip netns, veth)
+    libfaketime       # sync chaos test: registers with skewed clocks (LD_PRELOAD)
 )
 
 need_apt=()

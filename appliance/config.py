@@ -237,7 +237,26 @@ class PrinterSection(_Section):
 
 
 class SyncSection(_Section):
-    """Sync with the back office: outbox, offline mode (issue 6)."""
+    """Sync with the back office: outbox, offline mode (issue 6).
+
+    The back office's address and the register's token come from pairing
+    (``appliance sync pair URL CODE``) and are kept in the register's database.
+    """
+
+    enabled: bool = True
+    batch_size: int = Field(default=200, ge=1, le=1000)
+    # Offline: probe from a few seconds up to two minutes (with jitter); at once on a
+    # network change or "retry now".
+    probe_min_seconds: float = Field(default=3.0, gt=0, le=60)
+    probe_max_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # The back office answered 5xx/408/429: retry the batch with backoff.
+    retry_min_seconds: float = Field(default=1.0, gt=0, le=60)
+    retry_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+    long_poll_seconds: float = Field(default=20.0, ge=0, le=25)
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # An open sale untouched this long does not hold back-office updates back.
+    idle_sale_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    watch_network: bool = True
 
 
 class LanSection(_Section):
