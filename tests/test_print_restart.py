@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,25 +23,28 @@ from tests.conftest import CATALOG_CSV, VENV_BIN, RegisterProcess
 from tests.printer_rig import barcode_count, wait_until
 
 
-@pytest.fixture
-def printer(tmp_path: Path) -> Iterator[tuple[str, PrinterControl]]:
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "hil"), "printer", "--listen", "127.0.0.1:0",
-         "--control", "127.0.0.1:0", "--jobs", str(tmp_path / "jobs")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+@contextmanager
+def hil_printer(jobs: Path, *where: str) -> Iterator[tuple[str, PrinterControl, Any]]:
+    """`hil printer WHERE --control …` as a process: (its address or pty, control, stdout)."""
+    command = [str(VENV_BIN / "hil"), "printer", *where, "--control", "127.0.0.1:0"]
+    proc = subprocess.Popen([*command, "--jobs", str(jobs)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         address = proc.stdout.readline().strip()
         control = proc.stdout.readline().strip().removeprefix("control ")
         assert address and control, "hil printer did not announce its addresses"
         handle = PrinterControl(control)
-        yield address, handle
+        yield address, handle, proc.stdout
         handle.close()
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def printer(tmp_path: Path) -> Iterator[tuple[str, PrinterControl]]:
+    with hil_printer(tmp_path / "jobs", "--listen", "127.0.0.1:0") as (address, control, _):
+        yield address, control
 
 
 def sell_cash(client: httpx.Client) -> dict[str, str]:
@@ -107,16 +112,7 @@ def test_hil_printer_on_a_pty_answers_status_and_buffers_while_paper_is_out(
     from drivers.printers.profiles import load_profile
     from drivers.printers.writer import EscPosWriter
 
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "hil"), "printer", "--pty", "--control", "127.0.0.1:0",
-         "--jobs", str(tmp_path / "jobs")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        path = proc.stdout.readline().strip()
-        control = PrinterControl(proc.stdout.readline().strip().removeprefix("control "))
+    with hil_printer(tmp_path / "jobs", "--pty") as (path, control, stdout):
         with serial.Serial(path, 38400, timeout=2) as line:
             line.write(b"\x10\x04\x04")
             assert line.read(1) == b"\x12"  # paper present
@@ -133,9 +129,5 @@ def test_hil_printer_on_a_pty_answers_status_and_buffers_while_paper_is_out(
             control.set(paper="ok")
             jobs = wait_until(control.jobs, what="the job printed")
         assert jobs[0]["text"] == "Grüße aus dem Drucker\n--- cut ---\n"
-        assert proc.stdout.readline().startswith("job 1: ")
+        assert stdout.readline().startswith("job 1: ")
         assert (tmp_path / "jobs" / "000001.txt").read_text(encoding="utf-8") == jobs[0]["text"]
-        control.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)

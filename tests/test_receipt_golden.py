@@ -120,9 +120,10 @@ def test_card_sale_offline_with_slip_80mm(tmp_path: Path) -> None:
     reg.add_line(sale["id"], "CHEESE", qty=2)
     reg.add_line(sale["id"], "CREME", qty=3)
     reg.set_customer(sale["id"], "C-1001")
-    done = reg.add_tender(sale["id"], "card", 2128, "zvt 52500038/000123")
     # The card details as issue 5 records them on the tender (the agreed shape).
-    done["tenders"][0]["card"] = CARD_TENDER
+    done = reg.add_tender(
+        sale["id"], "card", 2128, "zvt 52500038/000123", card=CARD_TENDER, payment_id="p-1"
+    )
     check("card-offline-tm-t88v", receipt(reg, done, "epson-tm-t88v"))
 
 

@@ -301,8 +301,6 @@ def _footer(sale: Doc, lay: Layout, copy: bool) -> None:
     if customer:
         lay.rule()
         lay.wrapped(f"Customer: {customer.get('name', '')} ({customer.get('code', '')})")
-    if sale["pricing"]["tax_mode"] == "inclusive":
-        lay.w.line("Prices include tax.")
     lay.w.line()
     for text in s.footer:
         lay.centered(text)
@@ -348,6 +346,8 @@ def receipt_bytes(
         lay,
         lambda row: f"{letters[(row['category'], int(row['rate_ppm']))]} {_rate(row['rate_ppm'])}",
     )
+    if sale["pricing"]["tax_mode"] == "inclusive":
+        lay.w.line("Prices include tax.")
     _slips(sale, lay)
     _footer(sale, lay, copy)
     return lay.w.getvalue()
