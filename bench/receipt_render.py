@@ -53,14 +53,14 @@ def make_sale(folder: Path) -> tuple[dict[str, Any], Any]:
     reg.discount_line(sale["id"], 2, percent_bp=1000)
     reg.void_line(sale["id"], 5)
     total = reg.sale(sale["id"])["totals"]["total"]
-    reg.add_tender(sale["id"], "card", total // 2)
-    done = reg.add_tender(sale["id"], "cash", total)
-    done["tenders"][0]["card"] = {
+    card = {
         "name": "girocard", "pan_masked": "############3456", "terminal_id": "52500038",
         "trace": "000123", "receipt_no": "0042", "auth_code": "A1B2C3",
         "entry_mode": "chip", "offline": False,
         "slip": ["KUNDENBELEG", "Betrag EUR 12,34", "Zahlung erfolgt"] * 3,
     }  # fmt: skip
+    reg.add_tender(sale["id"], "card", total // 2, card=card, payment_id="bench")
+    done = reg.add_tender(sale["id"], "cash", total)
     reg.close()
     return done, config
 
