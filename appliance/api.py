@@ -374,7 +374,12 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
 
     @app.post("/api/shifts/current/close")
     async def close_shift(body: ShiftCloseIn) -> Doc:
-        report: Doc = await call(Register.close_shift, body.counted_minor)
+        """Close the shift; the Z report carries the features' sections (the card
+        terminal's end-of-day totals under ``card_terminal``)."""
+        await call(Register.x_report)  # no open shift: refuse before the terminal is asked
+        assert ctx is not None
+        sections = await ctx.shift_close_sections()
+        report: Doc = await call(Register.close_shift, body.counted_minor, sections)
         return report
 
     @app.get("/api/reports/x")

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from appliance.errors import ConfigError
@@ -146,12 +146,16 @@ def _default_entry_modes() -> list[EntryMode]:
 class OfflineCardSection(_Section):
     """Offline card acceptance (store-and-forward), decided by the shop in advance.
 
-    Defaults follow the payment products in the field notes: 100.00 per payment
-    (PayAnywhere's cap), 500 stored payments (Moneris Go's record limit), forwarded
-    within 24 h (Square's and Toast's window; Square's hard stop is 72 h), chip and
-    contactless only (Stripe, Adyen: no swipe or keyed). No product names a total,
-    so the stored total defaults to ten per-payment maxima. Manager override of the
-    per-payment maximum is off unless the shop switches it on (Toast asks for one).
+    Offline means the terminal reports its host link down, or the register as a whole
+    is offline (``appliance.sync.link``). Defaults follow the payment products
+    in the field notes: 100.00 per payment (PayAnywhere's cap), 500 stored payments
+    (Moneris Go's record limit), forwarded within 24 h (Square's and Toast's window;
+    Square's hard stop is 72 h), chip and contactless only (Stripe, Adyen: no swipe or
+    keyed). No product names a total, so the stored total defaults to ten per-payment
+    maxima. Manager override of the per-payment maximum is off unless the shop
+    switches it on (Toast asks for one); ``manager_pin``, when set, must be given with
+    the override. Switching ``enabled`` on takes effect for the next outage, never for
+    the one under way (the register remembers when it was switched on).
     """
 
     enabled: bool = False
@@ -161,16 +165,21 @@ class OfflineCardSection(_Section):
     max_age_hours: float = Field(default=24.0, gt=0, le=168)
     entry_modes: list[EntryMode] = Field(default_factory=_default_entry_modes, min_length=1)
     manager_override: bool = False
+    manager_pin: str = Field(default="", pattern=r"^$|^\d{4,8}$")
 
 
 class PaymentsSection(_Section):
     """The card terminal (ZVT) and offline card acceptance.
 
-    terminal: "tcp:HOST:PORT" (ZVT over TCP, usually port 20007), "serial:/dev/ttyUSB0"
-    (DLE/STX framing at ``baudrate``), or "" for no terminal (card payments refused).
+    terminal: "simulated" (the ZVT terminal simulator, in-process on loopback; the
+    default, so the quick start takes card payments), "tcp:HOST:PORT" (ZVT over TCP,
+    usually port 20007), "serial:/dev/ttyUSB0" (DLE/STX framing at ``baudrate``), or ""
+    for no terminal (card payments refused).
     """
 
-    terminal: str = Field(default="", pattern=r"^$|^tcp:[^:]+:\d{1,5}$|^serial:/.+$")
+    terminal: str = Field(
+        default="simulated", pattern=r"^$|^simulated$|^tcp:[^:]+:\d{1,5}$|^serial:/.+$"
+    )
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
     password: str = Field(default="000000", pattern=r"^\d{6}$")
     currency: int = Field(default=978, ge=1, le=999, description="ISO 4217 numeric")
@@ -179,14 +188,63 @@ class PaymentsSection(_Section):
     t3_seconds: float = Field(default=5.0, gt=0, le=60)
     t4_seconds: float = Field(default=180.0, gt=0, le=600)
     # How old the last word about the terminal's host link may be before a payment
-    # asks again (status enquiry), and how often the link is polled while offline.
+    # asks again (status enquiry; 0 = always ask), and how often the terminal is
+    # polled while its host link is down, payments wait to be forwarded or an
+    # interrupted payment waits to be resolved.
     link_check_seconds: float = Field(default=60.0, ge=0, le=3600)
     poll_seconds: float = Field(default=10.0, gt=0, le=3600)
     offline: OfflineCardSection = Field(default_factory=OfflineCardSection)
 
 
 class PrinterSection(_Section):
-    """The receipt printer and cash drawer (issue 4)."""
+    """The receipt printer and cash drawer (issue 4).
+
+    connection: "simulated" (the virtual printer in-process; jobs kept under
+    data_dir/printer), "tcp:HOST[:PORT]" (network printer, port 9100),
+    "serial:/dev/ttyS0", "usb" / "usb:VVVV:PPPP" (pyusb; default id from the
+    profile), or "none" (no printer: no receipts are queued).
+    profile: a file in firmware_configs/printers (without .toml) or a path.
+    """
+
+    connection: str = Field(
+        default="simulated",
+        pattern=r"^(simulated|none|tcp:[^:\s]+(:\d{1,5})?|serial:/\S+"
+        r"|usb(:[0-9a-fA-F]{4}:[0-9a-fA-F]{4})?)$",
+    )
+    profile: str = "epson-tm-t88v"
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 38400
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # connect and write
+    status_timeout_seconds: float = Field(default=0.5, gt=0, le=10)  # one DLE EOT answer
+    poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_attempts: int = Field(default=5, ge=1, le=1000)  # broken transmissions before "failed"
+    drawer_pin: Literal[2, 5] = 2
+    drawer_on_cash: bool = True  # kick the drawer when a sale with cash completes
+    print_z_on_close: bool = True  # queue the Z report when a shift closes
+    logo: str = ""  # image file printed at the top (relative to the config file)
+    qr: str = Field(default="", max_length=300)  # e.g. "https://shop.example/r/{receipt_no}"
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        from drivers.printers.profiles import ProfileError, load_profile
+
+        try:
+            load_profile(value)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("qr")
+    @classmethod
+    def _qr(cls, value: str) -> str:
+        try:
+            value.format(receipt_no="R1-1", sale_id="x", total="1.00", register_id="R1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"QR template {value!r}: {exc}; use {{receipt_no}} {{sale_id}} {{total}} "
+                "{{register_id}}"
+            ) from None
+        return value
 
 
 class SyncSection(_Section):
@@ -213,7 +271,53 @@ class SyncSection(_Section):
 
 
 class LanSection(_Section):
-    """Serverless sync of saved sales with the store's other registers (issue 7)."""
+    """Serverless sync of saved sales with the store's other registers (issue 7).
+
+    Off until the store's credentials are given: ``secret`` (the store secret every
+    register of the store is paired with; ``appliance lan new-secret`` makes one) or
+    ``secret_file`` (a file holding it, e.g. a key the back office issued; more lines
+    are older keys still accepted while the store rotates). Registers find each other
+    by DNS-SD over multicast DNS; ``peers`` ("host:port") is for networks that block
+    multicast.
+    """
+
+    enabled: bool = False
+    secret: str = Field(default="", repr=False)
+    secret_file: str = ""
+    # The sync port (TCP); every peer message on it is authenticated and encrypted.
+    bind: str = "0.0.0.0"
+    port: int = Field(default=8470, ge=0, le=65535)
+    discovery: bool = True
+    # Addresses whose interfaces multicast DNS uses; empty: every interface.
+    interfaces: list[str] = Field(default_factory=list)
+    peers: list[str] = Field(default_factory=list)
+    # A peer silent this long is disconnected (heartbeats go every heartbeat_seconds).
+    heartbeat_seconds: float = Field(default=1.0, gt=0, le=60)
+    peer_timeout_seconds: float = Field(default=4.0, gt=0, le=600)
+    # A checkout lease runs this long and is renewed while the register is alive.
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (appliance lan new-secret makes one)")
+        return value
+
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, value: list[str]) -> list[str]:
+        for peer in value:
+            host, _, port = peer.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"peer {peer!r} must be host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> LanSection:
+        if self.enabled and not (self.secret or self.secret_file):
+            raise ValueError("enabled needs the store's credentials: secret or secret_file")
+        return self
 
 
 class WebSection(_Section):

@@ -163,35 +163,22 @@ class SyncEngine:
 
     # link state ----------------------------------------------------------------------
     async def _up(self) -> None:
-        if self.link.online:
+        if not self.link.set_online(True):
             return
-        self.link.online, self.link.reason = True, None
-        self.link.since, self.link.next_probe_at = outbox.now_iso(), None
         self.probe.reset()
         log.info("back office reachable: online")
         await self.call(outbox.put_many, {"online": True, "heartbeat_at": outbox.now_iso()})
         self._push_event.set()
-        self._changed()
 
     async def _down(self, exc: SyncError) -> None:
         self.last_error = exc.message
-        self.link.reason = exc.message
         if self.manual_by is not None:  # a "sync now" that found no back office: done
             self.manual_by = None
             self._manual_done.set()
-        if not self.link.online:
+        if not self.link.set_online(False, exc.message):
             return
-        self.link.online, self.link.since = False, outbox.now_iso()
         log.warning("back office not reachable, offline: %s", exc.message)
         await self.call(outbox.put_many, {"online": False})
-        self._changed()
-
-    def _changed(self) -> None:
-        for callback in list(self.link.listeners):
-            try:
-                callback(self.link.online)
-            except Exception:
-                log.exception("offline-signal listener failed")
 
     def network_changed(self) -> None:
         """A link, address or route changed: probe now rather than at the backoff's end."""

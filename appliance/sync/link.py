@@ -10,15 +10,20 @@ shows the offline banner) with one call::
 ``is_offline`` is True only for a register paired with a back office that cannot be
 reached (or refuses it); a standalone register is never offline. ``link_for(owner)``
 gives the whole state (since when, why, next probe) and ``on_change`` callbacks,
-which run on the event loop when the state flips.
+which run on the event loop when the state flips. The sync engine is what flips it
+(``set_online``); card payments read it to decide on store-and-forward.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +42,22 @@ class Link:
     def on_change(self, callback: Callable[[bool], None]) -> None:
         """``callback(online)`` after each change (called on the event loop)."""
         self.listeners.append(callback)
+
+    def set_online(self, online: bool, reason: str | None = None) -> bool:
+        """Record what is known now; on a change, note since when and tell the listeners."""
+        self.reason = None if online else reason
+        if online == self.online:
+            return False
+        self.online = online
+        self.since = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if online:
+            self.next_probe_at = None
+        for callback in list(self.listeners):
+            try:
+                callback(online)
+            except Exception:
+                log.exception("offline-signal listener failed")
+        return True
 
     def as_dict(self) -> dict[str, Any]:
         return {
