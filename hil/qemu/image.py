@@ -267,7 +267,7 @@ def _prune(cache: Path, keep: set[str], spare: int = 1) -> None:
 
 # base layer ------------------------------------------------------------------------
 def _build_base(out: Path, kpkg: str, kiosk: bool, say: Progress) -> None:
-    steps = _Steps("base", 6, say)
+    steps = _Steps("base", 7 if kiosk else 6, say)
     work = Path(tempfile.mkdtemp(prefix="base-", dir=out.parent))
     log = work / "build.log"
     tree = work / "tree"
@@ -280,12 +280,15 @@ def _build_base(out: Path, kpkg: str, kiosk: bool, say: Progress) -> None:
             deb.unlink()
             version = kpkg.removeprefix("linux-image-")
         packages = _read_list(IMAGE_DIR / "packages.txt")
-        if kiosk:
-            packages += _read_list(IMAGE_DIR / "kiosk-packages.txt")
         mirror = debian_mirror()
         with steps.step(f"debootstrap {SUITE} minbase + {len(packages)} packages from {mirror}"):
             _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
                   SUITE, str(tree), mirror], log=log)  # fmt: skip
+        if kiosk:  # apt resolves what debootstrap's --include cannot (dependency loops)
+            extra = _read_list(IMAGE_DIR / "kiosk-packages.txt")
+            with steps.step(f"kiosk: apt-get install {' '.join(extra)}"):
+                _apt_install(tree, extra, log)
+                packages += extra
         with steps.step("system files, kernel modules, masked units"):
             shutil.copytree(IMAGE_DIR / "rootfs", tree, dirs_exist_ok=True, symlinks=True)
             modules = tree / "usr/lib/modules" / version
@@ -311,6 +314,15 @@ def _build_base(out: Path, kpkg: str, kiosk: bool, say: Progress) -> None:
         say(f"image: base layer build failed; log kept in {log}")
         raise
     steps.done(f"built ({(out / 'base.squashfs').stat().st_size / 2**20:.0f} MiB)")
+
+
+def _apt_install(tree: Path, packages: list[str], log: Path) -> None:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
+           "LANG": "C.UTF-8"}  # fmt: skip
+    with _chroot_mounts(tree):
+        _run(["chroot", str(tree), "apt-get", "update", "-qq"], log=log, env=env)
+        _run(["chroot", str(tree), "apt-get", "install", "-y", "-qq", "--no-install-recommends",
+              *packages], log=log, env=env)  # fmt: skip
 
 
 def _slim(tree: Path) -> None:
@@ -510,7 +522,8 @@ def _install_system_files(root: Path, log: Path) -> None:
         shutil.copy2(rule, rules / rule.name)
     modprobe = root / "usr/lib/modprobe.d"
     modprobe.mkdir(parents=True, exist_ok=True)
-    for conf in sorted((REPO / "firmware_configs").glob("**/modprobe.d/*.conf")):
+    # usblp stays off USB receipt printers: the register drives them through pyusb.
+    for conf in sorted((REPO / "firmware_configs/modprobe").glob("*.conf")):
         shutil.copy2(conf, modprobe / conf.name)
     _run(["systemd-sysusers", f"--root={root}"], log=log)
     _run(["systemctl", f"--root={root}", "enable", *ENABLED_UNITS], log=log)

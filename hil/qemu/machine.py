@@ -42,7 +42,7 @@ GUEST_FILES = REPO / "hil" / "qemu" / "guest"
 READY_LINE = re.compile(r"Started .*appliance-register\.service")
 FAILED_LINE = re.compile(r"Failed to start .*appliance-register\.service|appliance-init: ERROR")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-KEY_GAP_S = 0.02  # a scanner types fast; the profile (qemu-usb-kbd-us) allows 150 ms
+KEY_GAP_S = 0.02  # a scanner types fast; the stage's profile allows 600 ms
 GUEST_API_PORT = 8080
 
 

@@ -9,7 +9,11 @@
 
 The terminal is the host's ZVT simulator (``hil terminal --pty --control``) as its own
 process; its pty is the guest's USB-serial adapter (/dev/ttyUSB0, stable name
-/dev/appliance/serial-<port> from firmware_configs/udev/62-appliance-serial.rules).
+/dev/appliance/serial-<port> from firmware_configs/udev/62-appliance-serial.rules),
+which the register's payments use. The printer: the register prints through the
+guest's USB stack to a printer gadget (an Epson TM-T88V by its ids); the bytes reach
+the host's virtual printer (hil/virtual_printer), which answers status requests and
+renders each job as text and PNG (``stage.printer.jobs``, files in ``workdir/printer``).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.printers.profiles import load_profile
 from hil.qemu.image import Image, Progress, ensure_image, make_data_disk
 from hil.qemu.machine import QemuAppliance, QemuError
+from hil.virtual_printer.device import VirtualPrinter
 
 # The register the stage boots: the first-boot file a shop's installer would write.
-# Its scanner is QEMU's USB keyboard (firmware_configs/scanners/qemu-usb-kbd-us.toml,
-# opened through firmware_configs/udev/60-appliance-scanners.rules). No
+# Its scanner is QEMU's USB keyboard (the rig's profile: qemu-usb-kbd-us with TCG-proof
+# timing; opened through firmware_configs/udev/60-appliance-scanners.rules). No
 # [pairing]: the guest's network is restricted to the forwarded API (pairing from the
 # first-boot file is tested against a real back office in tests/test_firstboot.py).
 HIL_FIRSTBOOT = """\
@@ -40,7 +46,14 @@ id = "Q1"
 name = "QEMU register"
 
 [scanners]
-profiles = ["qemu-usb-kbd-us"]
+profiles = ["/usr/local/lib/appliance-hil/qemu-usb-kbd-tcg.toml"]
+
+[payments]
+terminal = "serial:/dev/ttyUSB0"
+
+[printer]
+connection = "usb:04b8:0202"
+profile = "epson-tm-t88v"
 """
 # Where the guest sees the terminal: the USB-serial adapter on the xHCI's first port.
 GUEST_TERMINAL = "/dev/ttyUSB0"
@@ -97,6 +110,7 @@ class Stage:
     vm: QemuAppliance
     terminal: TerminalProcess
     image: Image
+    printer: VirtualPrinter
 
     async def close(self) -> None:
         try:
@@ -119,4 +133,6 @@ async def open_stage(
     disk = make_data_disk(workdir / "data.img", data_mib, {"firstboot.toml": firstboot})
     terminal = await TerminalProcess.start()
     vm = QemuAppliance(image, workdir, disk, terminal_pty=terminal.pty)
-    return Stage(vm, terminal, image)
+    printer = VirtualPrinter(load_profile("epson-tm-t88v"), jobs_dir=workdir / "printer", png=True)
+    vm.answer = printer.receive  # status answers go back to the guest over the relay
+    return Stage(vm, terminal, image, printer)
