@@ -125,6 +125,20 @@ class _Steps:
         )
 
 
+@contextlib.contextmanager
+def _building(out: Path, steps: _Steps, product: str) -> Iterator[Path]:
+    """A layer is built in a scratch folder that becomes ``out`` only when complete."""
+    work = Path(tempfile.mkdtemp(prefix=f"{steps.layer}-", dir=out.parent))
+    try:
+        yield work
+    except BaseException:
+        steps.progress(f"image: {steps.layer} layer build failed; log kept in {work}/build.log")
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    work.rename(out)
+    steps.done(f"built ({(out / product).stat().st_size / 2**20:.0f} MiB)")
+
+
 def _run(cmd: list[str], log: Path | None = None, **kwargs: object) -> None:
     """Run a build command; on failure the error names it and shows its last output."""
     if log is None:
@@ -268,10 +282,9 @@ def _prune(cache: Path, keep: set[str], spare: int = 1) -> None:
 # base layer ------------------------------------------------------------------------
 def _build_base(out: Path, kpkg: str, kiosk: bool, say: Progress) -> None:
     steps = _Steps("base", 7 if kiosk else 6, say)
-    work = Path(tempfile.mkdtemp(prefix="base-", dir=out.parent))
-    log = work / "build.log"
-    tree = work / "tree"
-    try:
+    with _building(out, steps, "base.squashfs") as work:
+        log = work / "build.log"
+        tree = work / "tree"
         with steps.step(f"kernel {kpkg} (apt-get download)"):
             _run(["apt-get", "download", kpkg], cwd=work, log=log)
             deb = next(work.glob(f"{kpkg}_*.deb"))
@@ -308,12 +321,6 @@ def _build_base(out: Path, kpkg: str, kiosk: bool, say: Progress) -> None:
             done = {"kernel_version": version, "kernel_package": kpkg, "mirror": mirror,
                     "packages": packages, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
             (work / "done.json").write_text(json.dumps(done, indent=1))
-        shutil.rmtree(out, ignore_errors=True)
-        work.rename(out)
-    except BaseException:
-        say(f"image: base layer build failed; log kept in {log}")
-        raise
-    steps.done(f"built ({(out / 'base.squashfs').stat().st_size / 2**20:.0f} MiB)")
 
 
 def _apt_install(tree: Path, packages: list[str], log: Path) -> None:
@@ -406,12 +413,11 @@ def _squash(tree: Path, out: Path, log: Path) -> None:
 # app layer -------------------------------------------------------------------------
 def _build_app(out: Path, base: Path, say: Progress) -> None:
     steps = _Steps("app", 5, say)
-    work = Path(tempfile.mkdtemp(prefix="app-", dir=out.parent))
-    log = work / "build.log"
-    upper, ovl_work, merged = work / "upper", work / "ovl-work", work / "merged"
-    for d in (upper, ovl_work, merged):
-        d.mkdir()
-    try:
+    with _building(out, steps, "app.squashfs") as work:
+        log = work / "build.log"
+        upper, ovl_work, merged = work / "upper", work / "ovl-work", work / "merged"
+        for d in (upper, ovl_work, merged):
+            d.mkdir()
         with steps.step("wheels (pip wheel on the host; dependencies cached)"):
             wheels = _wheels(base.parent, work, log)
         layers = f"lowerdir={base / 'tree'},upperdir={upper},workdir={ovl_work}"
@@ -430,12 +436,6 @@ def _build_app(out: Path, base: Path, say: Progress) -> None:
             (work / "done.json").write_text(json.dumps({"base": base.name}))
             shutil.rmtree(upper)
             shutil.rmtree(merged)
-        shutil.rmtree(out, ignore_errors=True)
-        work.rename(out)
-    except BaseException:
-        say(f"image: app layer build failed; log kept in {log}")
-        raise
-    steps.done(f"built ({(out / 'app.squashfs').stat().st_size / 2**20:.0f} MiB)")
 
 
 def _wheels(cache: Path, work: Path, log: Path) -> Path:
@@ -527,6 +527,9 @@ def _install_system_files(root: Path, log: Path) -> None:
         shutil.copy2(conf, modprobe / conf.name)
     _run(["systemd-sysusers", f"--root={root}"], log=log)
     _run(["systemctl", f"--root={root}", "enable", *ENABLED_UNITS], log=log)
+    if (root / "usr/bin/cage").exists():  # a --kiosk base: the counter screen on tty1
+        _run(["systemctl", f"--root={root}", "enable", "appliance-kiosk.service"], log=log)
+        _run(["systemctl", f"--root={root}", "set-default", "graphical.target"], log=log)
 
 
 # the data partition ----------------------------------------------------------------
