@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,34 @@ def test_notifier_outside_systemd_and_for_another_process() -> None:
     assert Notifier({"NOTIFY_SOCKET": "relative"}).enabled is False
     # systemd gone: the register keeps running
     assert Notifier({"NOTIFY_SOCKET": "/nonexistent/notify"}).keep_alive() is False
+
+
+def test_ready_waits_for_scanners_to_read_their_devices() -> None:
+    """READY means a scan is taken: each scanner must read its device first (bounded)."""
+    from appliance.server import scanners_listening
+    from drivers.scanners.evdev_source import DeviceMatch, EvdevScanner
+    from drivers.scanners.manager import ScannerManager
+    from drivers.scanners.serial_scanner import SerialScanner, SerialSettings
+
+    async def scenario() -> tuple[list[str], float]:
+        async def on_scan(scan: object) -> None:
+            return None
+
+        manager = ScannerManager(on_scan)
+        master, slave = os.openpty()
+        try:
+            manager.add(SerialScanner("counter", SerialSettings(port=os.ttyname(slave))))
+            # No input device on this host matches: this one never reads.
+            manager.add(EvdevScanner("absent", DeviceMatch(name="No Such Scanner")))
+            app = types.SimpleNamespace(state=types.SimpleNamespace(scanners=manager))
+            t0 = time.monotonic()
+            missing = await scanners_listening(app, timeout=1.5)
+            return missing, time.monotonic() - t0
+        finally:
+            await manager.stop()
+            os.close(master)
+            os.close(slave)
+
+    missing, waited = asyncio.run(scenario())
+    assert missing == ["absent"]  # the serial scanner was reading before the bound
+    assert 1.4 <= waited < 5
