@@ -15,7 +15,8 @@
   networking with ``restrict=on``: the guest reaches nothing outside);
 - ``run(argv)``: a command in the guest through the rig's agent (virtio-serial);
 - ``power_cut()``: SIGKILL of QEMU — the guest loses everything not on disk;
-- ``shutdown()``: a clean power-off.
+- ``shutdown()``: a clean power-off;
+- ``screenshot(path)``: the screen as PNG, with ``display=True`` (a virtio GPU).
 
 Acceleration: KVM when ``/dev/kvm`` works, TCG otherwise (``accel="tcg"`` forces it).
 """
@@ -131,6 +132,7 @@ class QemuAppliance:
         cpus: int = 2,
         accel: str | None = None,
         extra_append: str = "",
+        display: bool = False,
     ) -> None:
         self.image = image
         self.workdir = workdir
@@ -140,6 +142,7 @@ class QemuAppliance:
         self.cpus = cpus
         self.accel = accel or ("kvm" if kvm_usable() else "tcg")
         self.extra_append = extra_append
+        self.display = display  # a virtio GPU: the kiosk's screen, for screenshot()
         self.api_port = _free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.console: list[str] = []
@@ -177,6 +180,8 @@ class QemuAppliance:
             "-display", "none", "-rtc", "base=utc",
             "-kernel", str(self.image.kernel), "-initrd", str(self.initrd), "-append", append,
         ]  # fmt: skip
+        if self.display:
+            cmd += ["-device", "virtio-gpu-pci"]
         for layer in self.image.layers:
             cmd += ["-drive", f"file={layer},if=virtio,format=raw,readonly=on"]
         cmd += ["-drive", f"file={self.data_disk},if=virtio,format=raw,cache=writeback"]
@@ -301,6 +306,13 @@ class QemuAppliance:
         for events in key_events(code + suffix):
             await self.qmp.execute("input-send-event", events=events)
             await asyncio.sleep(KEY_GAP_S)  # the scanner's typing rate
+
+    async def screenshot(self, path: Path) -> Path:
+        """The screen (with ``display=True``) as a PNG: what the kiosk shows."""
+        if self.qmp is None:
+            raise QemuError("the VM is not running")
+        await self.qmp.execute("screendump", filename=str(path), format="png")
+        return path
 
     # the guest -------------------------------------------------------------------------
     async def run(self, argv: list[str], timeout: float = 60, input: str = "") -> GuestResult:
