@@ -528,7 +528,8 @@ def _install_system_files(root: Path, log: Path) -> None:
     _run(["systemd-sysusers", f"--root={root}"], log=log)
     _run(["systemctl", f"--root={root}", "enable", *ENABLED_UNITS], log=log)
     if (root / "usr/bin/cage").exists():  # a --kiosk base: the counter screen on tty1
-        _run(["systemctl", f"--root={root}", "enable", "appliance-kiosk.service"], log=log)
+        _run(["systemctl", f"--root={root}", "enable", "appliance-kiosk.service",
+              "seatd.service"], log=log)  # fmt: skip
         _run(["systemctl", f"--root={root}", "set-default", "graphical.target"], log=log)
 
 
