@@ -245,13 +245,14 @@ def ensure_image(cache: Path | None = None, kiosk: bool = False,
     with _locked(cache):
         kpkg = kernel_package()
         bkey = base_key(kiosk, kpkg)
-        base = cache / f"base-{bkey}"
+        kind = "kiosk-" if kiosk else ""  # kiosk layers are kept apart from the plain ones
+        base = cache / f"{kind}base-{bkey}"
         built: list[str] = []
         if not (base / "done.json").exists():
             _build_base(base, kpkg, kiosk, say)
             built.append("base")
         akey = app_key(bkey)
-        app = cache / f"app-{akey}"
+        app = cache / f"{kind}app-{akey}"
         if not (app / "done.json").exists():
             _build_app(app, base, say)
             built.append("app")
@@ -272,7 +273,7 @@ def ensure_image(cache: Path | None = None, kiosk: bool = False,
 
 def _prune(cache: Path, keep: set[str], spare: int = 1) -> None:
     """Drop old layers, keeping the ones in use and the newest ``spare`` others of each kind."""
-    for kind in ("base-", "app-"):
+    for kind in ("base-", "app-", "kiosk-base-", "kiosk-app-"):
         old = sorted((p for p in cache.glob(f"{kind}*") if p.name not in keep),
                      key=lambda p: p.stat().st_mtime, reverse=True)  # fmt: skip
         for path in old[spare:]:
