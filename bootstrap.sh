@@ -21,6 +21,7 @@ APT_PACKAGES=(
     gcc               # evdev's C extension
     linux-libc-dev    # input-event headers for evdev
     iproute2          # network-namespace tests (ip netns, veth)
+    chromium          # the browser the web UI tests drive (Playwright, never its own download)
 )
 
 need_apt=()

@@ -107,6 +107,9 @@ class Register:
         # Called inside the transaction, after the ops are applied: work that must be
         # atomic with the ops (a print job for a completed sale). Raising aborts all.
         self.in_transaction: list[Callable[[Register, list[Op]], None]] = []
+        # Called with (code, result, None) or (code, None, error) for every scan applied
+        # or refused by appliance.scan, so screens can cue "not found" and misreads.
+        self.scan_listeners: list[Callable[[str, Doc | None, Exception | None], None]] = []
         self._group: list[Op] | None = None
 
     # infrastructure ---------------------------------------------------------
@@ -314,8 +317,8 @@ class Register:
         return doc
 
     def sales(self, status: str | None = None, limit: int = 200) -> list[SaleDoc]:
-        if status is None:
-            return self.state.sales("1 ORDER BY opened_at DESC LIMIT ?", (limit,))[:limit]
+        if status is None:  # the newest ``limit``, in opening order like the others
+            return self.state.sales()[-limit:]
         return self.state.sales("status = ?", (status,))[-limit:]
 
     def _editable(self, sale_id: str) -> SaleDoc:

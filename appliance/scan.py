@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.barcodes import BarcodeSettings, ParsedBarcode, parse_barcode
-from appliance.errors import NotFound, ValidationError
+from appliance.errors import ApplianceError, NotFound, ValidationError
 from appliance.register import Register
 
 Doc = dict[str, Any]
@@ -59,7 +59,22 @@ def active_sale(register: Register) -> Doc:
 
 
 def apply_scan(register: Register, code: str, sale_id: str | None = None) -> Doc:
-    """Apply one scan; returns {"action", "sale", "parsed", ...}. Refusals change nothing."""
+    """Apply one scan; returns {"action", "sale", "parsed", ...}. Refusals change nothing.
+
+    Every outcome, refusals included, goes to ``register.scan_listeners``.
+    """
+    try:
+        result = _apply_scan(register, code, sale_id)
+    except ApplianceError as exc:
+        for listener in register.scan_listeners:
+            listener(code, None, exc)
+        raise
+    for listener in register.scan_listeners:
+        listener(code, result, None)
+    return result
+
+
+def _apply_scan(register: Register, code: str, sale_id: str | None) -> Doc:
     if not isinstance(code, str) or not code or len(code) > 512:
         raise ValidationError("a scan must be 1-512 characters", field="code")
     parsed = parse_barcode(code, barcode_settings(register))

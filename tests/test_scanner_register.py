@@ -33,13 +33,15 @@ def test_scans_from_a_configured_serial_scanner_become_sale_lines(tmp_path: Path
         deadline = time.monotonic() + 10
         lines: list[str] = []
         while time.monotonic() < deadline:
-            sales = httpx.get(f"{proc.url}/api/sales", params={"status": "open"}).json()
+            sales = httpx.get(
+                f"{proc.url}/api/sales", params={"status": "open"}, headers=proc.headers
+            ).json()
             lines = [x["sku"] for s in sales for x in s["lines"]]
             if len(lines) >= 2:
                 break
             time.sleep(0.1)
         assert lines == ["COFFEE-250", "BAG"]
-        status = httpx.get(f"{proc.url}/api/scanners").json()
+        status = httpx.get(f"{proc.url}/api/scanners", headers=proc.headers).json()
         assert status == [
             {"scanner_id": "counter-scanner", "running": True, "error": None, "last_scan": "BAG"}
         ]

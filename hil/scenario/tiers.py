@@ -214,7 +214,6 @@ class InProcessTier(Tier):
     name = "inprocess"
 
     async def start(self) -> None:
-        import httpx
 
         from appliance.api import create_app
         from appliance.config import config_from_dict
@@ -228,10 +227,7 @@ class InProcessTier(Tier):
         self.config = config_from_dict(cfg)
         self.service = RegisterService(self.config)
         await self.service.start()
-        app = create_app(self.config, self.service)
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://register"
-        )
+        self.client = await self._client(create_app(self.config, self.service))
         self.terminal: Any = None
         await self._setup()
 
@@ -249,16 +245,28 @@ class InProcessTier(Tier):
         await self.service.stop()
         self.service = RegisterService(self.config)
         await self.service.start()
-        import httpx
-
         from appliance.api import create_app
 
         await self.client.aclose()
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(self.config, self.service)),
-            base_url="http://register",
-        )
+        self.client = await self._client(create_app(self.config, self.service))
         return {"restarted": True}
+
+    async def _client(self, app: Any) -> Any:
+        """An ASGI client acting with the machine token, as every machine client does.
+
+        The service was started here, not by the app's lifespan, so the token is made
+        (or read) on the register's thread first; it is the same data-folder token.
+        """
+        import httpx
+
+        from appliance.auth.tokens import ensure_machine_token
+
+        token = await self.service.call(ensure_machine_token, self.config.data_dir)
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://register",
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     async def step_pay_card(self, step: Step) -> Any:
         from drivers.zvt.client import ZvtClient
@@ -359,6 +367,9 @@ class VirtualTier(Tier):
                 raise StepFailed(f"register exited with {self.proc.returncode}")
             try:
                 if (await self.client.get("/health")).status_code == 200:
+                    from appliance.auth.tokens import bearer_headers
+
+                    self.client.headers.update(bearer_headers(self.folder / "data"))
                     return
             except httpx.HTTPError:
                 pass

@@ -1,0 +1,135 @@
+"""The sell screen: the page, its server-rendered fragments, and the event stream.
+
+The page is rendered once; the cart, search results, parked sales, refund form and
+banners are HTML fragments the screen's script fetches and swaps in when the user
+acts or when ``/events`` says something changed (a scan from a hardware scanner, a
+sale parked on another screen). Every change goes through the JSON API (``/api``),
+so the screen can do nothing a client of the API could not.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from appliance.errors import ApplianceError
+from appliance.register import Register
+from appliance.service import RegisterService
+from appliance.web import screen_data
+from appliance.web.banners import collect_banners
+from appliance.web.render import page
+
+Doc = dict[str, Any]
+router = APIRouter(include_in_schema=False)
+
+
+def _svc(request: Request) -> RegisterService:
+    svc: RegisterService = request.app.state.service
+    return svc
+
+
+@router.get("/", response_class=HTMLResponse)
+async def sell_page(request: Request) -> Response:
+    svc = _svc(request)
+    config = request.app.state.features.config
+    keys = await svc.call(screen_data.quick_keys, list(config.web.quick_keys))
+    sale = await svc.call(screen_data.current_sale)
+    return page(request, "sell.html", quick_keys=keys, sale_id=sale["id"] if sale else "")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/") -> Response:
+    if request.app.state.auth.setup_code is not None:
+        return RedirectResponse("/setup", status_code=303)
+    users: list[Doc] = await _svc(request).call(_login_names)
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    return page(request, "login.html", users=users, next=target)
+
+
+def _login_names(register: Register) -> list[Doc]:
+    from appliance.auth.users import list_users
+
+    return [u for u in list_users(register) if not u["disabled"]]
+
+
+@router.get("/setup", response_class=HTMLResponse)
+async def setup_page(request: Request) -> Response:
+    if request.app.state.auth.setup_code is None:
+        return RedirectResponse("/login", status_code=303)
+    return page(request, "setup.html", data_dir=str(request.app.state.features.config.data_dir))
+
+
+@router.get("/events")
+async def events(request: Request) -> StreamingResponse:
+    """Server-Sent Events: ``sale``, ``scan``, ``shift``, ``catalog``, ``users``."""
+    hub = request.app.state.events
+    return StreamingResponse(
+        hub.stream(request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/sell/cart", response_class=HTMLResponse)
+async def cart(request: Request, sale_id: str = "") -> Response:
+    svc = _svc(request)
+    sale: Doc | None
+    if sale_id:
+        try:
+            sale = await svc.call(Register.sale, sale_id)
+        except ApplianceError:
+            sale = None
+    else:
+        sale = await svc.call(screen_data.current_sale)
+    return page(request, "_cart.html", sale=sale)
+
+
+@router.get("/sell/search", response_class=HTMLResponse)
+async def search(request: Request, q: Annotated[str, Query(max_length=64)] = "") -> Response:
+    found: list[Doc] = await _svc(request).call(Register.search_products, q) if q.strip() else []
+    return page(request, "_search.html", products=found, q=q)
+
+
+@router.get("/sell/parked", response_class=HTMLResponse)
+async def parked(request: Request) -> Response:
+    sales: list[Doc] = await _svc(request).call(Register.sales, "parked")
+    return page(request, "_parked.html", sales=list(reversed(sales)))
+
+
+@router.get("/sell/refund", response_class=HTMLResponse)
+async def refund_form(
+    request: Request, receipt: Annotated[str, Query(min_length=1, max_length=64)]
+) -> Response:
+    try:
+        found: Doc = await _svc(request).call(screen_data.refundable, receipt)
+    except ApplianceError as exc:
+        return page(request, "_message.html", message=exc.message, kind="error")
+    return page(request, "_refund.html", **found)
+
+
+@router.get("/sell/receipt", response_class=HTMLResponse)
+async def receipt(request: Request, sale_id: str = "") -> Response:
+    """The finished sale: change due and the receipt choices (print, reprint, none)."""
+    svc = _svc(request)
+    sale: Doc | None
+    if sale_id:
+        try:
+            sale = await svc.call(Register.sale, sale_id)
+        except ApplianceError:
+            sale = None
+    else:
+        sale = await svc.call(screen_data.last_completed)
+    return page(request, "_receipt.html", sale=sale, printing=printing_routes(request))
+
+
+@router.get("/sell/banners", response_class=HTMLResponse)
+async def banners(request: Request) -> Response:
+    return page(request, "_banners.html", banners=await collect_banners(request))
+
+
+def printing_routes(request: Request) -> Doc:
+    """Which printing routes this register has (the printing feature adds them)."""
+    paths = {getattr(r, "path", "") for r in request.app.router.routes}
+    return {"receipt": "/api/printer/receipts/{sale_id}" in paths}
