@@ -39,7 +39,15 @@ def run(args: argparse.Namespace) -> int:
             f"http://{host}:{port}/",
             file=sys.stderr,
         )
-        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+        # Open event streams (sell screens) must not hold a restart: they reconnect.
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+        )
     except ApplianceError as exc:
         print(f"appliance: {exc}", file=sys.stderr)
         return 1
