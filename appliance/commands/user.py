@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from appliance.commands._common import add_config_args, load
 
@@ -88,35 +89,37 @@ def add_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def list_accounts(args: argparse.Namespace) -> int:
+def _on_register(args: argparse.Namespace, action: Any) -> int:
+    """Run ``action(register)`` on the configured register's database."""
     config = load(args)
     if config is None:
         return 2
-    from appliance.auth.users import list_users
     from appliance.register import Register
 
     reg = Register(config)
     try:
+        action(reg)
+    finally:
+        reg.close()
+    return 0
+
+
+def list_accounts(args: argparse.Namespace) -> int:
+    from appliance.auth.users import list_users
+
+    def show(reg: Any) -> None:
         for user in list_users(reg):
             how = "+".join(k for k in ("password", "pin") if user[f"has_{k}"]) or "-"
             state = "disabled" if user["disabled"] else "active"
             print(f"{user['username']}\t{user['role']}\t{how}\t{state}\t{user['name']}")
-    finally:
-        reg.close()
-    return 0
+
+    return _on_register(args, show)
 
 
 def unlock_user(args: argparse.Namespace) -> int:
-    config = load(args)
-    if config is None:
-        return 2
     from appliance.auth.lockout import clear_failures
-    from appliance.register import Register
 
-    reg = Register(config)
-    try:
-        clear_failures(reg, args.username)
-    finally:
-        reg.close()
-    print(f"unlocked {args.username}")
-    return 0
+    code = _on_register(args, lambda reg: clear_failures(reg, args.username))
+    if code == 0:
+        print(f"unlocked {args.username}")
+    return code

@@ -74,16 +74,21 @@ async def events(request: Request) -> StreamingResponse:
 
 @router.get("/sell/cart", response_class=HTMLResponse)
 async def cart(request: Request, sale_id: str = "") -> Response:
-    svc = _svc(request)
-    sale: Doc | None
-    if sale_id:
-        try:
-            sale = await svc.call(Register.sale, sale_id)
-        except ApplianceError:
-            sale = None
-    else:
-        sale = await svc.call(screen_data.current_sale)
+    sale = await _sale_or(request, sale_id, screen_data.current_sale)
     return page(request, "_cart.html", sale=sale)
+
+
+async def _sale_or(request: Request, sale_id: str, default: Any) -> Doc | None:
+    """The sale asked for (None if there is no such sale), else ``default(register)``."""
+    svc = _svc(request)
+    if not sale_id:
+        found: Doc | None = await svc.call(default)
+        return found
+    try:
+        sale: Doc = await svc.call(Register.sale, sale_id)
+    except ApplianceError:
+        return None
+    return sale
 
 
 @router.get("/sell/search", response_class=HTMLResponse)
@@ -112,15 +117,7 @@ async def refund_form(
 @router.get("/sell/receipt", response_class=HTMLResponse)
 async def receipt(request: Request, sale_id: str = "") -> Response:
     """The finished sale: change due and the receipt choices (print, reprint, none)."""
-    svc = _svc(request)
-    sale: Doc | None
-    if sale_id:
-        try:
-            sale = await svc.call(Register.sale, sale_id)
-        except ApplianceError:
-            sale = None
-    else:
-        sale = await svc.call(screen_data.last_completed)
+    sale = await _sale_or(request, sale_id, screen_data.last_completed)
     return page(request, "_receipt.html", sale=sale, printing=printing_routes(request))
 
 
