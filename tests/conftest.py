@@ -170,12 +170,15 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Debian chromium for the whole session, driven by Playwright.
+    """One headless Debian chromium per test module, driven by Playwright.
 
     Debian's chromium (bootstrap.sh installs it); Playwright's own browser download
-    is never used. Tests open their own contexts (cookies) and pages on it.
+    is never used. Tests open their own contexts (cookies) and pages on it. Module
+    scope, not session: Playwright's sync API keeps an event loop running on the
+    test thread while it is open, which would break ``asyncio.run`` in every later
+    test module (keep browser tests together in a module; run asyncio on a thread).
     """
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run ./bootstrap.sh setup (apt package chromium)")

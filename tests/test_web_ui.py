@@ -88,6 +88,20 @@ def log_in(page: Any, url: str, name: str, secret: str, kind: str = "PIN") -> No
     page.wait_for_url(re.compile(r"/$"))
 
 
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll('input, select, button, a[href]')]
+  .filter((el) => el.type !== 'hidden' && !el.closest('dialog:not([open])'))
+  .filter((el) => !((el.labels && el.labels.length) || el.getAttribute('aria-label')
+                    || (el.textContent || '').trim()))
+  .map((el) => el.outerHTML.slice(0, 80))"""
+
+
+def check_screen(page: Any) -> None:
+    """Usable at 1024×768 (nothing wider than the screen) and every control named."""
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= VIEWPORT["width"], f"{page.url} is {width}px wide"
+    assert page.evaluate(UNNAMED_CONTROLS) == []
+
+
 def cart_names(page: Any) -> list[str]:
     return [n.strip() for n in page.locator("button.line .name").all_inner_texts()]
 
@@ -125,8 +139,11 @@ def test_scanned_sale_appears_live_is_paid_and_shows_in_admin(shop: Shop, browse
     shop.ok(api.post("/api/shifts", json={"float_minor": 10_000}))
 
     page = new_page(browser)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(page, shop.proc.url, "Carla", "2468")
     shop.shot(page, "sell-empty")
+    check_screen(page)
 
     # The counter's scanner: a recorded USB wedge session, decoded by the real driver
     # code, each scan reaching the register as the scanner's scans do (no sale id).
@@ -185,6 +202,7 @@ def test_scanned_sale_appears_live_is_paid_and_shows_in_admin(shop: Shop, browse
     )
     page.get_by_role("button", name="No receipt").click()
     page.locator("li.empty").wait_for()
+    assert errors == []  # no script error along the way (the page's CSP included)
 
     # The manager sees the sale in the admin panel.
     admin = new_page(browser)
@@ -255,9 +273,11 @@ def test_catalog_import_shows_every_bad_row(shop: Shop, browser: Any, tmp_path: 
         "upload.csv:4: price_minor: '1.99' is not an integer number of minor units (e.g. 199)",
     ]
     shop.shot(page, "admin-catalog-errors")
-    for path in ("/admin", "/admin/users", "/admin/settings", "/admin/peripherals"):
+    for link in page.locator("nav.side-nav a").all():
+        path = link.get_attribute("href") or ""
         resp = page.goto(shop.proc.url + path)
         assert resp is not None and resp.status == 200, path
+        check_screen(page)
     page.goto(shop.proc.url + "/admin")
     shop.shot(page, "admin-status")
     page.context.close()

@@ -38,9 +38,17 @@ function focusScan() {
   if (!document.querySelector("dialog[open]")) $("scan").focus();
 }
 
+let cartLoads = 0;
+
+// Show a sale (or, with "", the register's current one). Loads can overlap (a click
+// and an event): only the latest one asked for is shown.
 async function loadCart(saleId) {
+  const mine = ++cartLoads;
+  state.saleId = saleId;
   const url = "/sell/cart" + (saleId ? "?sale_id=" + encodeURIComponent(saleId) : "");
-  $("cart").innerHTML = await fragment(url);
+  const html = await fragment(url);
+  if (mine !== cartLoads) return;
+  $("cart").innerHTML = html;
   const doc = $("cart-doc");
   state.saleId = doc.dataset.saleId;
   state.status = doc.dataset.status;
