@@ -38,6 +38,8 @@ ENDPOINTS = [
     ("post", "/api/customers"),
     ("put", "/api/products/FUZZ"),
     ("post", "/api/catalog/import"),
+    ("put", "/api/users/fuzzer"),
+    ("post", "/api/users/fuzzer/unlock"),
 ]
 FIELDS = [
     "code",
@@ -60,6 +62,11 @@ FIELDS = [
     "barcodes",
     "sold_by",
     "tax_category",
+    "role",
+    "password",
+    "pin",
+    "disabled",
+    "clear_pin",
 ]
 scalars = (
     st.none()
