@@ -64,6 +64,32 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/shifts/current/close"): "shift",
     ("GET", "/api/reports/x"): "shift",
     ("GET", "/api/reports/z"): "shift",
+    # receipt printer and drawer (appliance/printing)
+    ("POST", "/api/printer/status/refresh"): "sell",
+    ("POST", "/api/printer/jobs/{job_id}/retry"): "sell",
+    ("POST", "/api/printer/reprint-last"): "sell",
+    ("POST", "/api/printer/drawer"): "shift",  # a "no sale" drawer opening
+    ("POST", "/api/printer/reports/x"): "shift",
+    ("POST", "/api/printer/reports/z"): "shift",
+    # card payments (appliance/payments)
+    ("POST", "/api/sales/{sale_id}/payments"): "sell",
+    ("POST", "/api/payments/{payment_id}/abort"): "sell",
+    ("POST", "/api/payments/{payment_id}/resolve"): "sell",
+    ("POST", "/api/payments/{payment_id}/reverse"): "refund",
+    ("POST", "/api/refunds/{refund_id}/card"): "refund",
+    ("POST", "/api/payments/end-of-day"): "shift",
+    # back office sync (appliance/sync): the banner is the counter's, the rest admin
+    ("POST", "/api/sync/banner/dismiss"): "sell",
+    ("GET", "/api/sync/errored/download"): "admin",
+    ("GET", "/api/sync/export"): "admin",
+    # saved sales across the LAN (appliance/lan)
+    ("POST", "/api/lan/sales/{sale_id}/resume"): "sell",
+    ("POST", "/api/lan/sales/{sale_id}/rename"): "sell",
+    ("POST", "/api/lan/sales/{sale_id}/transfer"): "sell",
+    ("POST", "/api/lan/sales/{sale_id}/merge"): "sell",
+    ("POST", "/api/lan/sales/{sale_id}/split"): "sell",
+    ("POST", "/api/lan/sales/{sale_id}/checkout"): "sell",
+    ("DELETE", "/api/lan/sales/{sale_id}/checkout"): "sell",
     # catalog and users
     ("PUT", "/api/products/{sku}"): "catalog",
     ("POST", "/api/catalog/import"): "catalog",
