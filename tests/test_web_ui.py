@@ -283,6 +283,45 @@ def test_catalog_import_shows_every_bad_row(shop: Shop, browser: Any, tmp_path: 
     page.context.close()
 
 
+def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> None:
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+    page.goto(shop.proc.url + "/admin/shifts")
+    page.select_option("#cash-kind", "in")
+    page.fill("#cash-amount", "10.50")
+    page.fill("#cash-reason", "change from the bank")
+    page.get_by_role("button", name="Record").click()
+    page.locator("#x-report", has_text="Cash in").wait_for()
+    page.wait_for_function("document.querySelector('#x-report').textContent.includes('10.50')")
+    expected = shop.ok(shop.api.get("/api/reports/x"))["expected_cash"]
+    page.fill("#counted", "12x")
+    page.get_by_role("button", name="Close shift and show Z report").click()
+    page.locator("#action-result", has_text="enter an amount").wait_for()
+    page.fill("#counted", f"{(expected + 100) // 100}.{(expected + 100) % 100:02d}")
+    page.get_by_role("button", name="Close shift and show Z report").click()
+    page.wait_for_url(re.compile(r"/admin/shifts/\d+$"))
+    z_text = page.locator("#z-report").inner_text()
+    assert "Over/short" in z_text and "1.00" in z_text.split("Over/short")[1]
+    shop.shot(page, "admin-z-report")
+
+    page.goto(shop.proc.url + "/admin/users")
+    page.fill("#u-username", "dora")
+    page.fill("#u-name", "Dora")
+    page.select_option("#u-role", "cashier")
+    page.fill("#u-pin", "12")
+    page.get_by_role("button", name="Save user").click()
+    page.locator("#action-result", has_text="4 to 8 digits").wait_for()
+    page.fill("#u-pin", "9753")
+    page.get_by_role("button", name="Save user").click()
+    page.locator("#users tr", has_text="dora").wait_for()
+    page.context.close()
+    cashier = new_page(browser)
+    log_in(cashier, shop.proc.url, "Dora", "9753")
+    cashier.locator(".who", has_text="Dora").wait_for()
+    assert cashier.get_by_role("link", name="Admin").count() == 0
+    cashier.context.close()
+
+
 def test_offline_banner_when_the_register_goes_away(shop: Shop, browser: Any) -> None:
     page = new_page(browser)
     log_in(page, shop.proc.url, "Carla", "2468")
