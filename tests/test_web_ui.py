@@ -292,7 +292,7 @@ def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> 
     page.fill("#cash-reason", "change from the bank")
     page.get_by_role("button", name="Record").click()
     page.locator("#x-report", has_text="Cash in").wait_for()
-    page.wait_for_function("document.querySelector('#x-report').textContent.includes('10.50')")
+    page.locator("#x-report", has_text="10.50").wait_for()
     expected = shop.ok(shop.api.get("/api/reports/x"))["expected_cash"]
     page.fill("#counted", "12x")
     page.get_by_role("button", name="Close shift and show Z report").click()

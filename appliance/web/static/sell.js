@@ -39,12 +39,23 @@ function focusScan() {
 }
 
 let cartLoads = 0;
+let cartLatest = Promise.resolve();
 
 // Show a sale (or, with "", the register's current one). Loads can overlap (a click
-// and an event): only the latest one asked for is shown.
+// and an event): only the latest one asked for is shown, and every caller resumes
+// once the latest has been shown, so what it reads next is current.
 async function loadCart(saleId) {
   const mine = ++cartLoads;
   state.saleId = saleId;
+  cartLatest = applyCart(mine, saleId).catch(() => {});
+  let seen;
+  do {
+    seen = cartLatest;
+    await seen;
+  } while (seen !== cartLatest);
+}
+
+async function applyCart(mine, saleId) {
   const url = "/sell/cart" + (saleId ? "?sale_id=" + encodeURIComponent(saleId) : "");
   const html = await fragment(url);
   if (mine !== cartLoads) return;
