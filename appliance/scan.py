@@ -83,24 +83,29 @@ def _apply_scan(register: Register, code: str, sale_id: str | None) -> Doc:
     if parsed.kind == "receipt":
         original = register.sale_by_receipt(parsed.receipt_no or "")
         return {"action": "receipt", "sale": original, "receipt_no": original["receipt_no"]}
-    sale = register.sale(sale_id) if sale_id else active_sale(register)
+    # Everything that can refuse the scan is checked before a sale is opened for it,
+    # so an unknown code never leaves an empty sale behind.
     if parsed.kind == "customer":
+        register.customer(parsed.customer_code or "")
+        sale = register.sale(sale_id) if sale_id else active_sale(register)
         sale = register.set_customer(sale["id"], parsed.customer_code)
         return {"action": "customer", "sale": sale, "customer": sale["customer"]}
 
     product = _find_product(register, parsed)
-    if product["sold_by"] == "weight" and parsed.weight_g is not None:
-        if parsed.weight_g <= 0:
-            raise ValidationError(
-                f"{product['name']}: the label carries no weight; weigh the item",
-                field="weight_g",
-            )
-        sale = register.add_line(sale["id"], product["sku"], weight_g=parsed.weight_g, scanned=code)
-    elif product["sold_by"] == "weight" and parsed.price_minor is None:  # plain code
+    weighed = product["sold_by"] == "weight"
+    if weighed and parsed.weight_g is not None and parsed.weight_g <= 0:
+        raise ValidationError(
+            f"{product['name']}: the label carries no weight; weigh the item",
+            field="weight_g",
+        )
+    if weighed and parsed.weight_g is None and parsed.price_minor is None:  # plain code
         raise ValidationError(
             f"{product['name']} is sold by weight: weigh it or scan its scale label",
             field="weight_g",
         )
+    sale = register.sale(sale_id) if sale_id else active_sale(register)
+    if weighed and parsed.weight_g is not None:
+        sale = register.add_line(sale["id"], product["sku"], weight_g=parsed.weight_g, scanned=code)
     elif parsed.price_minor is not None:
         sale = register.add_line(
             sale["id"], product["sku"], label_price=parsed.price_minor, scanned=code
