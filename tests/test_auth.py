@@ -286,3 +286,29 @@ def test_user_command_creates_a_manager_without_showing_secrets(tmp_path: Path) 
     listed = run("list")
     assert listed.stdout.split("\t")[:4] == ["boss", "manager", "password", "active"]
     assert "a-long-password" not in made.stdout + listed.stdout
+
+
+def test_back_office_users_bundle_with_scrypt_hashes(tmp_path: Path) -> None:
+    """The back office hashes with scrypt; a pushed list applies whole or not at all."""
+    import hashlib
+
+    from appliance.auth.users import apply_users_bundle
+
+    salt = bytes(range(16))
+    key = hashlib.scrypt(b"office-password", salt=salt, n=2**14, r=8, p=1)
+    scrypt_hash = f"scrypt$16384$8$1${salt.hex()}${key.hex()}"
+    assert verify_secret(scrypt_hash, "office-password")
+    assert not verify_secret(scrypt_hash, "office-passwort")
+    assert not verify_secret(f"scrypt$1099511627776$8$1${salt.hex()}${key.hex()}", "x")
+    boss = {"username": "boss", "name": "Boss", "role": "manager",
+            "password_hash": scrypt_hash, "pin_hash": None, "disabled": False}  # fmt: skip
+    reg = Register(make_config(tmp_path))
+    try:
+        with pytest.raises(Exception, match=r"users\[1\]\.role"):
+            apply_users_bundle(reg, {"users": [boss, {**boss, "username": "x", "role": "god"}]})
+        assert get_user(reg, "boss") is None  # nothing of a refused bundle
+        assert apply_users_bundle(reg, {"users": [boss]}) == 1
+        assert apply_users_bundle(reg, {"users": [boss]}) == 0  # unchanged: no new op
+        assert reg.check().ok
+    finally:
+        reg.close()

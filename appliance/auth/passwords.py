@@ -1,7 +1,8 @@
 """Hashing passwords and PINs with argon2id (argon2-cffi's RFC 9106 low-memory profile).
 
 The hash string carries its own parameters, so hashes made with other parameters (by
-the back office, or by a later version) still verify. Hashing takes tens of
+the back office, or by a later version) still verify. Hashes the back office makes
+with hashlib.scrypt (``scrypt$N$r$p$salt$key``, hex) verify too. Hashing takes tens of
 milliseconds on purpose: callers run it off the register's DB thread.
 """
 
@@ -53,6 +54,8 @@ def verify_secret(hashed: str | None, secret: str) -> bool:
 
     if not isinstance(secret, str) or len(secret) > MAX_SECRET:
         return False
+    if hashed is not None and hashed.startswith("scrypt$"):
+        return _verify_scrypt(hashed, secret)
     try:
         return bool(_hasher().verify(hashed or _dummy_hash(), secret)) and hashed is not None
     except (VerificationError, InvalidHashError):
@@ -62,3 +65,29 @@ def verify_secret(hashed: str | None, secret: str) -> bool:
 @cache
 def _dummy_hash() -> str:
     return hash_secret("no such account")
+
+
+SCRYPT_LIMITS = {"n": 2**20, "r": 32, "p": 16}  # a pushed hash cannot make us burn memory
+
+
+def _verify_scrypt(hashed: str, secret: str) -> bool:
+    import hashlib
+    import hmac
+
+    try:
+        _, n, r, p, salt, key = hashed.split("$")
+        params = {"n": int(n), "r": int(r), "p": int(p)}
+        expected = bytes.fromhex(key)
+        salt_bytes = bytes.fromhex(salt)
+    except ValueError:
+        return False
+    if any(not 1 <= params[k] <= SCRYPT_LIMITS[k] for k in params) or not expected:
+        return False
+    got = hashlib.scrypt(
+        secret.encode("utf-8"),
+        salt=salt_bytes,
+        dklen=len(expected),
+        maxmem=256 * 1024 * 1024,
+        **params,
+    )
+    return hmac.compare_digest(got, expected)

@@ -7,8 +7,9 @@ whatever order ops arrive in from other registers or the back office.
 
 Back office sync pushes accounts with ``upsert_user(register, user_doc)`` on the
 register's DB thread (``service.call(upsert_user, doc)``): hashes are argon2 hash
-strings (``$argon2id$…``, any parameters) or None for "no password"/"no PIN"; the
-plain secret never leaves the place it was typed.
+strings (``$argon2id$…``, any parameters; or the back office's
+``scrypt$N$r$p$salt$key``) or None for "no password"/"no PIN"; the plain secret
+never leaves the place it was typed. ``apply_users_bundle`` takes a whole pushed list.
 """
 
 from __future__ import annotations
@@ -25,14 +26,22 @@ if TYPE_CHECKING:
 
 Doc = dict[str, Any]
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+SCRYPT_RE = r"scrypt\$\d+\$\d+\$\d+\$[0-9a-f]+\$[0-9a-f]+"
 FIELDS = ("username", "name", "role", "password_hash", "pin_hash", "disabled")
 
 
 def _check_hash(value: Any, field: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value.startswith("$argon2") or len(value) > 512:
-        raise ValidationError("must be an argon2 hash string ($argon2id$…) or null", field=field)
+    if (
+        not isinstance(value, str)
+        or not (value.startswith("$argon2") or re.fullmatch(SCRYPT_RE, value))
+        or len(value) > 512
+    ):
+        raise ValidationError(
+            "must be an argon2 ($argon2id$…) or scrypt (scrypt$N$r$p$salt$key) hash, or null",
+            field=field,
+        )
     return value
 
 
@@ -74,6 +83,25 @@ def upsert_user(register: Register, user_doc: Any) -> Doc:
     found = get_user(register, user["username"])
     assert found is not None
     return public_view(found)
+
+
+def apply_users_bundle(register: Register, payload: Any) -> int:
+    """Apply ``{"users": [user_doc, ...]}`` pushed by the back office: all checked
+    first (one bad account refuses the bundle, naming it), then each account that
+    differs from what the register has becomes one op. Returns how many changed."""
+    docs = payload.get("users") if isinstance(payload, dict) else None
+    if not isinstance(docs, list):
+        raise ValidationError("a users bundle is {'users': [...]}", field="users")
+    checked = []
+    for i, doc in enumerate(docs):
+        try:
+            checked.append(validate_user_doc(doc))
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field=f"users[{i}].{exc.field}") from None
+    changed = [u for u in checked if get_user(register, u["username"]) != u]
+    if changed:
+        register.commit([register._op("user.upsert", {"user": u}) for u in changed])
+    return len(changed)
 
 
 def apply_user_upsert(state: StateStore, op: Doc, payload: Doc) -> None:
