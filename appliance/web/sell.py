@@ -9,6 +9,7 @@ so the screen can do nothing a client of the API could not.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -44,7 +45,8 @@ async def login_page(request: Request, next: str = "/") -> Response:
     if request.app.state.auth.setup_code is not None:
         return RedirectResponse("/setup", status_code=303)
     users: list[Doc] = await _svc(request).call(_login_names)
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    # Only a path of this register: no "//host" or "/\\host" (browsers read both as a host).
+    target = next if re.fullmatch(r"/(?![/\\])[\w\-./?=&%]*", next) else "/"
     return page(request, "login.html", users=users, next=target)
 
 
