@@ -205,7 +205,9 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
 
     @app.get("/api/scanners")
     async def scanners_status() -> list[Doc]:
-        """Each configured scanner: its last scan and its error, if it stopped."""
+        """Each configured scanner: its last scan (and which device sent it), scans
+        dropped for want of an AIM identifier, line noise (serial/BLE frames thrown
+        away) and its error if it stopped."""
         manager = app.state.scanners
         return [
             {
@@ -213,6 +215,9 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
                 "running": not task.done(),
                 "error": manager.errors.get(sid),
                 "last_scan": manager.last[sid].data if sid in manager.last else None,
+                "device": manager.last[sid].device if sid in manager.last else None,
+                "rejected": manager.rejected.get(sid, 0),
+                "noise": manager.noise(sid),
             }
             for sid, task in manager.tasks.items()
         ]

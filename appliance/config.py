@@ -103,6 +103,30 @@ class DemoSection(_Section):
 class BarcodeSection(_Section):
     customer_prefix: str = Field(default="CUST", min_length=1, max_length=8)
     receipt_prefix: str = Field(default="RCPT", min_length=1, max_length=8)
+    # The shop's scale labels, one layout per EAN-13 prefix (20-29; "02" for UPC-A):
+    # "PREFIX:ITEM_DIGITS:price|weight[:PRICE_CHECK]"; [] turns scale labels off.
+    scale_labels: list[str] = Field(default_factory=lambda: ["21:5:weight:0", "23:5:price:0"])
+    # Characters a keyboard-wedge scanner is set to send for FNC1 besides GS (e.g. "|").
+    gs_substitutes: str = Field(default="", max_length=4)
+
+    @field_validator("scale_labels")
+    @classmethod
+    def _scale_labels(cls, specs: list[str]) -> list[str]:
+        from appliance.barcodes.variable_measure import VariableMeasureLayout
+
+        prefixes = [VariableMeasureLayout.from_spec(spec).prefix for spec in specs]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError("two layouts for one prefix")
+        return specs
+
+    @field_validator("gs_substitutes")
+    @classmethod
+    def _gs_substitutes(cls, chars: str) -> str:
+        from appliance.barcodes.gs1_ais import CSET_82
+
+        if any(ch in CSET_82 for ch in chars):
+            raise ValueError("a GS1 data character cannot stand for FNC1")
+        return chars
 
 
 class ScannersSection(_Section):

@@ -9,28 +9,58 @@ and the scanner keeps going.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.config import Config
 from appliance.service import RegisterService
 from drivers.scanners.events import ScanEvent
 from drivers.scanners.manager import ScannerManager
 
+if TYPE_CHECKING:
+    from drivers.scanners.profiles import ScannerProfile
+
 log = logging.getLogger(__name__)
 
 
-async def start_scanners(config: Config, service: RegisterService) -> ScannerManager:
+def scan_handler(service: RegisterService) -> Callable[[ScanEvent], Awaitable[None]]:
+    """What a scanner's scan does: apply it on the register's thread; returns once the
+    resulting line (or customer, or refund) is durably committed."""
     from appliance.scan import apply_scan
 
     async def on_scan(scan: ScanEvent) -> None:
         result = await service.call(apply_scan, scan.data)
         log.info("scan %r from %s: %s", scan.data, scan.scanner_id, result["action"])
 
-    manager = ScannerManager(on_scan)
-    if config.scanners.profiles:
-        from drivers.scanners.profiles import build_scanner, load_profile
+    return on_scan
 
-        for name in config.scanners.profiles:
-            profile = load_profile(name)
-            manager.add(build_scanner(profile, Path(name).stem))
+
+async def start_scanners(config: Config, service: RegisterService) -> ScannerManager:
+    manager = ScannerManager(scan_handler(service))
+    if config.scanners.profiles:
+        from drivers.scanners.profiles import build_scanner, requires_aim
+
+        for scanner_id, profile in scanner_profiles(config).items():
+            manager.add(build_scanner(profile, scanner_id), aim=requires_aim(profile))
     return manager
+
+
+def scanner_profiles(config: Config) -> dict[str, ScannerProfile]:
+    """The configured scanner profiles by scanner id (the profile's file name), loaded
+    and checked; a bad one raises ProfileError naming the file and the key. Paths are
+    relative to the config file's folder, names are looked up in firmware_configs."""
+    from drivers.scanners.profiles import ProfileError, load_profile
+
+    profiles: dict[str, ScannerProfile] = {}
+    for name in config.scanners.profiles:
+        path = Path(name)
+        if not path.is_absolute() and config.source not in ("<defaults>", "<dict>"):
+            beside = Path(config.source).parent / path
+            path = beside if beside.exists() else path
+        if path.stem in profiles:
+            raise ProfileError(
+                f"{config.source}: scanners.profiles: two profiles named {path.stem!r}"
+            )
+        profiles[path.stem] = load_profile(path)
+    return profiles

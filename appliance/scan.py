@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.barcodes import BarcodeSettings, ParsedBarcode, parse_barcode
+from appliance.barcodes import (
+    GS,
+    BarcodeSettings,
+    ParsedBarcode,
+    VariableMeasureLayout,
+    parse_barcode,
+)
 from appliance.errors import ApplianceError, NotFound, ValidationError
 from appliance.register import Register
 
@@ -34,6 +40,8 @@ def barcode_settings(register: Register) -> BarcodeSettings:
         customer_prefix=cfg.barcodes.customer_prefix,
         receipt_prefix=cfg.barcodes.receipt_prefix,
         currency_minor_digits=cfg.store.currency_decimals,
+        vm_layouts=tuple(VariableMeasureLayout.from_spec(s) for s in cfg.barcodes.scale_labels),
+        group_separators=GS + cfg.barcodes.gs_substitutes.replace(GS, ""),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -137,3 +139,33 @@ def test_any_layout_reads_back_what_was_printed(
     assert (reading.item_code, reading.value, reading.measure) == (item, int(value), measure)
     assert reading.zeroed_code.startswith(prefix + item)
     assert set(reading.zeroed_code[2 + item_digits : 12]) <= {"0"}
+
+
+def test_the_register_reads_the_shops_scale_labels_from_its_config(tmp_path: Path) -> None:
+    """A shop whose scales print prefix 28 with a price check digit, and a wedge scanner
+    sending "|" for FNC1: both come from the config, not the parser's defaults."""
+    from appliance.config import ConfigError
+    from appliance.register import Register
+    from appliance.scan import apply_scan
+    from tests.conftest import make_config
+
+    config = make_config(
+        tmp_path, barcodes={"scale_labels": ["28:4:price:1"], "gs_substitutes": "|"}
+    )
+    register = Register(config)
+    register.import_catalog_csv(
+        "sku,name,price_minor,barcodes\nCHEESE,Cheese,0,2812340000002\nFLOUR,Flour,99,"
+        "04012345000009\n", "shop.csv",
+    )  # fmt: skip
+    line = apply_scan(register, "2812341012349")["line"]
+    assert line["sku"] == "CHEESE" and line["override"]["unit_price"] == 1234
+    assert apply_scan(register, "]C10104012345000009|10LOT")["line"]["sku"] == "FLOUR"
+    register.close()
+    with pytest.raises(
+        ConfigError, match=r"barcodes\.scale_labels: prefix must be two digits, got '2'"
+    ):
+        make_config(tmp_path, barcodes={"scale_labels": ["2:5:price"]})
+    with pytest.raises(ConfigError, match="two layouts for one prefix"):
+        make_config(tmp_path, barcodes={"scale_labels": ["21:5:weight", "21:4:price"]})
+    with pytest.raises(ConfigError, match=r"barcodes\.gs_substitutes: a GS1 data character"):
+        make_config(tmp_path, barcodes={"gs_substitutes": "A"})

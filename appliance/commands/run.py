@@ -20,6 +20,13 @@ def run(args: argparse.Namespace) -> int:
     config = load(args)
     if config is None:
         return 2
+    from appliance.peripherals import scanner_profiles
+
+    try:
+        scanner_profiles(config)  # a bad scanner profile stops the start, named
+    except ValueError as exc:
+        print(f"appliance: {exc}", file=sys.stderr)
+        return 2
     import logging
 
     import uvicorn

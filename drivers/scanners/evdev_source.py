@@ -15,13 +15,14 @@ import contextlib
 import logging
 import os
 import struct
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drivers.scanners.events import ScanEvent
-from drivers.scanners.wedge import RawEvent, WedgeDecoder
+from drivers.scanners.wedge import RawEvent, WedgeDecoder, WedgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,15 @@ def raw_events(data: bytes) -> Iterator[RawEvent]:
         yield RawEvent(sec, usec, etype, code, value)
 
 
-def find_devices(match: DeviceMatch) -> list[Any]:
-    """The evdev devices this profile matches (opened InputDevice objects)."""
+def find_devices(match: DeviceMatch, skip: frozenset[str] = frozenset()) -> list[Any]:
+    """The evdev devices this profile matches (opened InputDevice objects), except the
+    event nodes in ``skip`` (already being read)."""
     import evdev
 
     found = []
     for path in evdev.list_devices():
+        if path in skip:
+            continue
         try:
             device = evdev.InputDevice(path)
         except OSError:
@@ -90,39 +94,76 @@ def find_devices(match: DeviceMatch) -> list[Any]:
 
 @dataclass
 class EvdevScanner:
+    """Every input device that matches the profile, each grabbed and decoded on its own
+    (two identical scanners on one register are two devices, one profile). Scans say
+    which device sent them; a device that goes away is looked for again."""
+
     scanner_id: str
     match: DeviceMatch
-    decoder: WedgeDecoder
+    settings: WedgeSettings = field(default_factory=WedgeSettings)
     backoff_min_s: float = 0.5
     backoff_max_s: float = 10.0
+    rescan_s: float = 5.0  # while some device is read, look for more this often
     grab: bool = True
+    decoders: dict[str, WedgeDecoder] = field(default_factory=dict)  # by event node
+    finder: Callable[[DeviceMatch, frozenset[str]], list[Any]] = find_devices
+
+    def __post_init__(self) -> None:
+        self.listening = asyncio.Event()  # set while at least one device is read
 
     async def scans(self) -> AsyncIterator[ScanEvent]:
+        queue: asyncio.Queue[ScanEvent] = asyncio.Queue()
+        readers: dict[str, asyncio.Task[None]] = {}
         delay = self.backoff_min_s
-        while True:
-            try:
-                devices = await asyncio.to_thread(find_devices, self.match)
-            except ImportError as exc:
-                raise RuntimeError(f"python-evdev is not installed: {exc}") from None
-            if not devices:
-                log.info("scanner %s: no device matches %s; retry in %.1fs",
-                         self.scanner_id, self.match, delay)  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max_s)
-                continue
-            delay = self.backoff_min_s
-            device = devices[0]
-            for extra in devices[1:]:
-                extra.close()
-            try:
-                if self.grab:
-                    device.grab()
-                log.info("scanner %s: reading %s (%s)", self.scanner_id, device.path, device.name)
-                async for scan in self.decoder.decode_async(device.async_read_loop()):
+        try:
+            while True:
+                for path in [p for p, task in readers.items() if task.done()]:
+                    del readers[path]
+                try:
+                    devices = await asyncio.to_thread(self.finder, self.match, frozenset(readers))
+                except ImportError as exc:
+                    raise RuntimeError(f"python-evdev is not installed: {exc}") from None
+                for device in devices:
+                    readers[device.path] = asyncio.create_task(self._read(device, queue))
+                if not readers:
+                    self.listening.clear()
+                if readers:
+                    delay = self.backoff_min_s
+                    wait = self.rescan_s
+                else:
+                    log.info("scanner %s: no device matches %s; retry in %.1fs",
+                             self.scanner_id, self.match, delay)  # fmt: skip
+                    wait, delay = delay, min(delay * 2, self.backoff_max_s)
+                deadline = asyncio.get_running_loop().time() + wait
+                while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                    try:
+                        scan = await asyncio.wait_for(queue.get(), timeout=left)
+                    except TimeoutError:
+                        break
                     yield scan
-            except OSError as exc:  # ENODEV: unplugged
-                log.warning("scanner %s: %s lost (%s); waiting for it", self.scanner_id,
-                            device.path, exc)  # fmt: skip
-            finally:
-                with contextlib.suppress(OSError):
-                    device.close()
+                    if any(task.done() for task in readers.values()):
+                        break  # a device went away: look for it again at once
+        finally:
+            self.listening.clear()
+            for task in readers.values():
+                task.cancel()
+            await asyncio.gather(*readers.values(), return_exceptions=True)
+
+    async def _read(self, device: Any, queue: asyncio.Queue[ScanEvent]) -> None:
+        decoder = WedgeDecoder(self.scanner_id, self.settings, device=device.path)
+        self.decoders[device.path] = decoder
+        try:
+            if self.grab:
+                device.grab()  # EVIOCGRAB: its keys reach only us
+            # Keys typed before we listened are gone: a scan in flight is not whole.
+            decoder.resync(time.time(), "device just opened")
+            self.listening.set()
+            log.info("scanner %s: reading %s (%s)", self.scanner_id, device.path, device.name)
+            async for scan in decoder.decode_async(device.async_read_loop()):
+                queue.put_nowait(scan)
+        except OSError as exc:  # ENODEV: unplugged; EBUSY: grabbed by someone else
+            log.warning("scanner %s: %s lost (%s); waiting for it", self.scanner_id,
+                        device.path, exc)  # fmt: skip
+        finally:
+            with contextlib.suppress(OSError):
+                device.close()

@@ -11,3 +11,4 @@ class ScanEvent:
     data: str  # the decoded code, suffix removed (GS kept for GS1)
     at: float  # device timestamp (evdev) or monotonic time of the last byte
     source: str  # "evdev", "serial", "ble" or "replay"
+    device: str = ""  # which device of that scanner: event node, port or BLE address

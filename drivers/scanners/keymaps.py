@@ -119,8 +119,9 @@ def get_layout(name: str) -> Layout:
 def keystrokes(text: str, layout: Layout) -> list[tuple[int, bool, bool]]:
     """How a scanner set to ``layout`` types ``text``: (code, shift, altgr) per char.
 
-    Used to make recordings and to drive virtual keyboards; GS (FNC1) is typed as
-    Ctrl+] where the layout has "]" on a key, else refused.
+    Used to make recordings and to drive virtual keyboards. GS (FNC1) is no key of
+    any layout: scanners send it as Ctrl+] or Alt+0,2,9 (see hil/make_recordings.py),
+    so it is refused here like any other character the layout cannot type.
     """
     where: dict[str, tuple[int, bool, bool]] = {}
     for table, shift, altgr in ((layout.altgr, False, True), (layout.shift, True, False),

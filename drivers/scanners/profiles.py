@@ -17,8 +17,14 @@
     stopbits = 1
     terminator = "cr"                   # cr lf crlf none
     ack_nak = false
+    [ble]                               # ble: address and/or advertised name
+    name = "BarcodeScanner"
+    characteristic = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"  # notify (NUS TX default)
+    terminator = "cr"
+    transport = "bleak"                 # or "bumble:<HCI transport>"
     [symbology]
-    aim = false                         # the scanner prefixes AIM ids (]E0 …)
+    aim = false                         # true: the scanner prefixes AIM ids (]E0 …), and
+                                        # a scan without one is dropped as damaged
 
 Unknown keys and bad values are refused with the file and key named.
 """
@@ -41,7 +47,10 @@ SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "serial": {"port": str, "baud": int, "bytesize": int, "parity": str,
                "stopbits": (int, float), "terminator": str, "ack_nak": bool,
                "timeout_ms": (int, float)},
-    "ble": {"address": str, "name": str, "characteristic": str, "terminator": str},
+    "ble": {"address": str, "name": str, "characteristic": str, "terminator": str,
+            "timeout_ms": (int, float), "transport": str, "adapter": str,
+            "scan_timeout_s": (int, float), "connect_timeout_s": (int, float),
+            "backoff_min_s": (int, float), "backoff_max_s": (int, float)},
     "symbology": {"aim": bool},
 }  # fmt: skip
 
@@ -100,19 +109,33 @@ def load_profile(path: Path | str) -> ScannerProfile:
         raise ProfileError(f"{file}: match: an evdev scanner needs usb_id, by_id or name")
     if interface == "serial" and "port" not in sections.get("serial", {}):
         raise ProfileError(f"{file}: serial.port: required for a serial scanner")
-    return ScannerProfile(file, str(name), interface, sections)
+    ble = sections.get("ble", {})
+    if interface == "ble" and not (ble.get("address") or ble.get("name")):
+        raise ProfileError(f"{file}: ble: a BLE scanner needs its address or its name")
+    profile = ScannerProfile(file, str(name), interface, sections)
+    try:
+        build_scanner(profile, "check")  # every value checked now, not at first use
+    except ValueError as exc:
+        raise ProfileError(f"{file}: {exc}") from None
+    return profile
 
 
 def build_scanner(profile: ScannerProfile, scanner_id: str) -> Any:
     """The driver object for a profile (EvdevScanner, SerialScanner or BleScanner)."""
     if profile.interface == "evdev":
         from drivers.scanners.evdev_source import DeviceMatch, EvdevScanner
-        from drivers.scanners.wedge import WedgeDecoder, WedgeSettings
+        from drivers.scanners.wedge import WedgeSettings
 
-        decoder = WedgeDecoder(scanner_id, WedgeSettings(**profile.section("keyboard")))
-        return EvdevScanner(scanner_id, DeviceMatch(**profile.section("match")), decoder)
+        settings = WedgeSettings(**profile.section("keyboard"))
+        return EvdevScanner(scanner_id, DeviceMatch(**profile.section("match")), settings)
     if profile.interface == "serial":
         from drivers.scanners.serial_scanner import SerialScanner, SerialSettings
 
         return SerialScanner(scanner_id, SerialSettings(**profile.section("serial")))
-    raise ProfileError(f"{profile.path}: BLE scanners are built with drivers.scanners.ble")
+    from drivers.scanners.ble import BleScanner, BleSettings
+
+    return BleScanner(scanner_id, BleSettings(**profile.section("ble")))
+
+
+def requires_aim(profile: ScannerProfile) -> bool:
+    return bool(profile.section("symbology").get("aim", False))

@@ -5,6 +5,11 @@ profile); reading is non-blocking on the port's file descriptor via the event
 loop, so a silent scanner costs nothing. When the port goes away (unplugged: EIO or
 the device node vanishing) the scanner reopens it with backoff, by path — use the
 stable /dev/serial/by-id or udev symlink so the same scanner is found again.
+
+Line errors: pyserial turns parity checking off (no INPCK) and does not mark errors
+(no PARMRK), so a parity or framing error would arrive as an ordinary wrong byte.
+The port is switched to INPCK (when the profile has parity) and PARMRK after
+opening, so the kernel marks each damaged byte and the framer drops the frame.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import contextlib
 import logging
 import os
 import random
-import time
+import termios
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -22,6 +27,7 @@ import serial
 
 from drivers.scanners.events import ScanEvent
 from drivers.scanners.framing import LineFramer
+from drivers.scanners.stream import framed_scans
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,19 @@ class SerialSettings:
             raise ValueError("bytesize must be 5-8 and stopbits 1, 1.5 or 2")
 
 
+def backoff(delay: float, maximum: float) -> float:
+    """The next retry delay: doubled, capped, with jitter so scanners do not retry in step."""
+    return min(delay * 2, maximum) * random.uniform(0.8, 1.2)
+
+
+def mark_line_errors(fd: int, parity: bool) -> None:
+    """Have the kernel mark parity/framing errors and breaks in the byte stream."""
+    attrs = termios.tcgetattr(fd)
+    attrs[0] |= termios.PARMRK | (termios.INPCK if parity else 0)
+    attrs[0] &= ~(termios.IGNPAR | termios.IGNBRK | termios.BRKINT | termios.ISTRIP)
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
 @dataclass
 class SerialScanner:
     scanner_id: str
@@ -57,8 +76,9 @@ class SerialScanner:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.framer = LineFramer(s.terminator, s.timeout_ms / 1000, s.ack_nak)
+        self.framer = LineFramer(s.terminator, s.timeout_ms / 1000, s.ack_nak, parmrk=True)
         self._stop = asyncio.Event()
+        self.listening = asyncio.Event()  # set while the port is open and read
 
     def stop(self) -> None:
         self._stop.set()
@@ -73,6 +93,12 @@ class SerialScanner:
             stopbits=s.stopbits,
             timeout=0,
         )
+        try:
+            mark_line_errors(port.fileno(), s.parity != "N")
+            port.reset_input_buffer()  # bytes from before we listened are not a scan
+        except (OSError, termios.error):
+            port.close()
+            raise
         return port
 
     async def scans(self) -> AsyncIterator[ScanEvent]:
@@ -81,11 +107,11 @@ class SerialScanner:
         while not self._stop.is_set():
             try:
                 port = await asyncio.to_thread(self._open)
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:
                 log.info("scanner %s: %s not available (%s); retry in %.1fs",
                          self.scanner_id, self.settings.port, exc, delay)  # fmt: skip
                 await self._sleep(delay)
-                delay = min(delay * 2, self.settings.backoff_max_s) * random.uniform(0.8, 1.2)
+                delay = backoff(delay, self.settings.backoff_max_s)
                 continue
             delay = self.settings.backoff_min_s
             try:
@@ -117,35 +143,18 @@ class SerialScanner:
             else:
                 queue.put_nowait(data)
 
+        def reply(answer: bytes) -> None:
+            os.write(fd, answer)
+
         loop.add_reader(fd, readable)
-        stop_wait = asyncio.ensure_future(self._stop.wait())
+        self.listening.set()
         try:
-            while True:
-                get = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    {get, stop_wait},
-                    timeout=self.settings.timeout_ms / 1000,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                now = time.monotonic()
-                if get not in done:
-                    get.cancel()
-                    result = self.framer.flush(now)
-                    for data in result.scans:
-                        yield ScanEvent(self.scanner_id, data, now, "serial")
-                    if stop_wait in done:
-                        return
-                    continue
-                chunk = get.result()
-                if chunk is None:
-                    return
-                result = self.framer.feed(chunk, now)
-                for reply in result.replies:
-                    with contextlib.suppress(OSError):
-                        os.write(fd, reply)
-                for data in result.scans:
-                    yield ScanEvent(self.scanner_id, data, now, "serial")
+            async for scan in framed_scans(
+                self.scanner_id, "serial", self.framer, queue, self._stop, reply,
+                device=self.settings.port,
+            ):  # fmt: skip
+                yield scan
         finally:
-            stop_wait.cancel()
+            self.listening.clear()
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(fd)

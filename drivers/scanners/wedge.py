@@ -12,11 +12,16 @@ decodes exactly as the device did. Rules (each a field of ``WedgeSettings``):
   follows within ``end_gap_ms``;
 - scanners type 1-50 ms apart, people 100-300 ms: a gap over ``max_gap_ms`` inside
   a scan means a person is typing, and the keys so far are dropped, never emitted;
-  a scan shorter than ``min_length`` is dropped too. Nothing partial is ever a scan.
+  a scan shorter than ``min_length`` is dropped too;
+- a sequence with a hole in it is dropped whole, up to its suffix or the next pause:
+  a key with no character in the layout, a release of a key never seen pressed (we
+  started reading mid-scan), the kernel's SYN_DROPPED (its buffer overflowed), or
+  ``resync()`` when a device was just opened. Nothing partial is ever a scan.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,7 +44,8 @@ from drivers.scanners.keymaps import (
 
 log = logging.getLogger(__name__)
 
-EV_KEY = 0x01
+EV_SYN, EV_KEY = 0x00, 0x01
+SYN_DROPPED = 3
 KEY_UP, KEY_DOWN, KEY_REPEAT = 0, 1, 2
 SUFFIXES = ("enter", "tab", "none")
 
@@ -89,28 +95,32 @@ class WedgeDecoder:
     scanner_id: str = "wedge"
     settings: WedgeSettings = field(default_factory=WedgeSettings)
     source: str = "evdev"
+    device: str = ""  # which input device, for the ScanEvent
 
     def __post_init__(self) -> None:
         self.layout: Layout = get_layout(self.settings.layout)
         self.buffer: list[str] = []
         self.last_key_at: float | None = None
-        self.shift: set[int] = set()
-        self.ctrl: set[int] = set()
-        self.left_alt = False
-        self.altgr = False
+        self.pressed: set[int] = set()
         self.caps = False
         self.alt_digits = ""
-        self.dropped = 0  # sequences thrown away as human typing or too short
+        self.tainted = False  # input was missed inside the current key sequence
+        self.dropped = 0  # sequences thrown away: human typing, too short, damaged
 
     # -- state machine -------------------------------------------------------------
     def _emit(self, at: float) -> list[ScanEvent]:
         text = "".join(self.buffer)
         self.buffer.clear()
+        if self.tainted:
+            self.tainted = False
+            if text:
+                self.dropped += 1
+            return []
         if len(text) < self.settings.min_length:
             if text:
                 self.dropped += 1
             return []
-        return [ScanEvent(self.scanner_id, text, at, self.source)]
+        return [ScanEvent(self.scanner_id, text, at, self.source, self.device)]
 
     def _drop(self, why: str) -> None:
         if self.buffer:
@@ -118,63 +128,87 @@ class WedgeDecoder:
             log.debug("wedge %s: dropped %d keys (%s)", self.scanner_id, len(self.buffer), why)
         self.buffer.clear()
 
+    def resync(self, at: float, why: str = "input may have been missed") -> None:
+        """Events before ``at`` may be lost (device just opened, SYN_DROPPED): the key
+        sequence going on at ``at`` is damaged and is dropped up to its end; a key
+        after a pause starts a clean one."""
+        self._drop(why)
+        self.tainted = True
+        self.last_key_at = at
+        self.pressed.clear()
+        self.alt_digits = ""
+
     def feed(self, event: InputEventLike) -> list[ScanEvent]:
-        if event.type != EV_KEY or event.value == KEY_REPEAT:
-            return []
-        code, down = event.code, event.value == KEY_DOWN
         at = event.sec + event.usec / 1e6
-        if code in SHIFTS:
-            (self.shift.add if down else self.shift.discard)(code)
+        out: list[ScanEvent] = []
+        if (
+            self.settings.suffix == "none"
+            and self.last_key_at is not None
+            and (self.buffer or self.tainted)
+            and (at - self.last_key_at) * 1000 > self.settings.end_gap_ms
+        ):  # the quiet after a suffix-less scan ended it, whatever this event is
+            out = self._emit(self.last_key_at)
+        return out + self._feed(event, at) if out else self._feed(event, at)
+
+    def _feed(self, event: InputEventLike, at: float) -> list[ScanEvent]:
+        if event.type == EV_SYN and event.code == SYN_DROPPED:
+            self.resync(at, "the kernel dropped events (SYN_DROPPED)")
             return []
-        if code in CTRLS:
-            (self.ctrl.add if down else self.ctrl.discard)(code)
+        if event.type != EV_KEY or event.value not in (KEY_UP, KEY_DOWN):
+            return []  # key repeat (2) and anything else is not a key stroke
+        code, down = event.code, event.value == KEY_DOWN
+        if down:
+            self.pressed.add(code)
+        elif code in self.pressed:
+            self.pressed.discard(code)
+        else:  # a release without its press: we came in (or lost events) mid-scan
+            self._drop("a key released that was never pressed")
+            self.tainted = True
+            self.last_key_at = at  # the damaged sequence is the one going on now
             return []
-        if code == KEY_RIGHTALT:
-            self.altgr = down
+        if code in SHIFTS or code in CTRLS or code == KEY_RIGHTALT:
             return []
         if code == KEY_LEFTALT:
-            self.left_alt = down
             if not down and self.alt_digits:
                 value, self.alt_digits = int(self.alt_digits), ""
-                if 0 < value < 256:
-                    return self._key(bytes([value]).decode("latin-1"), at)
+                char = bytes([value]).decode("latin-1") if 0 < value < 256 else None
+                return self._key(char, at)
             return []
         if not down:
             return []
         if code == KEY_CAPSLOCK:
             self.caps = not self.caps
             return []
-        if self.left_alt and code in KEYPAD and KEYPAD[code].isdigit():
+        if KEY_LEFTALT in self.pressed and code in KEYPAD and KEYPAD[code].isdigit():
             self.alt_digits += KEYPAD[code]
-            self._gap_check(at)
-            return []
+            return self._gap_check(at)
         suffix = self.settings.suffix
         if (code in (KEY_ENTER, KEY_KPENTER) and suffix == "enter") or (
             code == KEY_TAB and suffix == "tab"
         ):
             out = self._gap_check(at)
-            out += self._emit(at) if self.buffer else []
+            out += self._emit(at) if self.buffer or self.tainted else []
             self.last_key_at = None
             return out
-        char = self.layout.char(code, bool(self.shift), self.altgr, self.caps)
-        if char is None:
-            return self._key(None, at)
-        if self.ctrl:
+        char = self.layout.char(
+            code, bool(self.pressed & SHIFTS), KEY_RIGHTALT in self.pressed, self.caps
+        )
+        if char is not None and self.pressed & CTRLS:
             upper = char.upper()
-            if "@" <= upper <= "_":
-                char = chr(ord(upper) & 0x1F)
-            else:
-                return self._key(None, at)
+            char = chr(ord(upper) & 0x1F) if "@" <= upper <= "_" else None
         return self._key(char, at)
 
     def _gap_check(self, at: float) -> list[ScanEvent]:
+        """A key press at ``at``: a long pause before it ends the sequence so far."""
         out: list[ScanEvent] = []
-        if self.last_key_at is not None and self.buffer:
+        if self.last_key_at is not None:
             gap_ms = (at - self.last_key_at) * 1000
             if self.settings.suffix == "none" and gap_ms > self.settings.end_gap_ms:
-                out = self._emit(self.last_key_at)
+                out = self._emit(self.last_key_at) if self.buffer or self.tainted else []
             elif gap_ms > self.settings.max_gap_ms:
                 self._drop(f"{gap_ms:.0f} ms between keys: a person typing")
+            if gap_ms > self.settings.max_gap_ms:
+                self.tainted = False  # a new key sequence starts here
         self.last_key_at = at
         return out
 
@@ -182,6 +216,7 @@ class WedgeDecoder:
         out = self._gap_check(at)
         if char is None:
             self._drop("a key with no character in this layout")
+            self.tainted = True  # the rest of this sequence is not the whole code
         else:
             self.buffer.append(char)
         return out
@@ -205,8 +240,35 @@ class WedgeDecoder:
         yield from self.finish()
 
     async def decode_async(self, events: AsyncIterable[InputEventLike]) -> AsyncIterator[ScanEvent]:
-        async for event in events:
-            for scan in self.feed(event):
-                yield scan
+        """Scans from a live (or paced) event source. With suffix "none" a scan ends when
+        no key follows within ``end_gap_ms`` of real time, so the last scan before a
+        quiet spell comes out then, not when the next key arrives."""
+        iterator = aiter(events)
+        pending: asyncio.Future[InputEventLike] | None = None
+        try:
+            while True:
+                quiet = self.settings.suffix == "none" and bool(self.buffer)
+                try:
+                    if pending is None and not quiet:
+                        event = await anext(iterator)  # the fast path: no timer needed
+                    else:
+                        if pending is None:  # never cancelled mid-read: events would be lost
+                            pending = asyncio.ensure_future(anext(iterator))
+                        done, _ = await asyncio.wait(
+                            {pending}, timeout=self.settings.end_gap_ms / 1000 if quiet else None
+                        )
+                        if not done:
+                            for scan in self.finish():
+                                yield scan
+                            continue
+                        event, pending = pending.result(), None
+                except StopAsyncIteration:
+                    pending = None
+                    break
+                for scan in self.feed(event):
+                    yield scan
+        finally:
+            if pending is not None:
+                pending.cancel()
         for scan in self.finish():
             yield scan

@@ -1,8 +1,11 @@
-"""`hil replay-scanner RECORDING [--layout LAYOUT] [--realtime]`.
+"""`hil replay-scanner RECORDING [--layout LAYOUT] [--realtime] [--tier TIER]`.
 
-Decodes a scanner recording through the real driver code — the wedge decoder for
-evemu recordings, the serial framer for serial ones — and prints each decoded scan
-on its own line and nothing else on stdout (diagnostics go to stderr).
+Decodes a scanner recording through the real driver code and prints each decoded
+scan on its own line and nothing else on stdout (a summary and diagnostics go to
+stderr). Evemu recordings go through the wedge decoder (tier ``inprocess``) or a
+/dev/uinput keyboard read by the evdev driver (``uinput``); serial recordings
+through the serial driver on a pty (``pty``); BLE recordings through the BLE driver
+connected to a virtual bumble scanner (``ble``). See hil/scanner_replay.py.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--realtime", action="store_true", help="keep the recorded timing")
     parser.add_argument("--suffix", choices=["enter", "tab", "none"], help="wedge scan suffix")
     parser.add_argument(
-        "--terminator", choices=["cr", "lf", "crlf", "none"], help="serial terminator"
+        "--terminator", choices=["cr", "lf", "crlf", "none"], help="serial/BLE terminator"
+    )
+    parser.add_argument(
+        "--tier",
+        choices=["inprocess", "uinput", "pty", "ble"],
+        help="how deep the replay goes (default: inprocess for evemu, pty for serial, "
+        "ble for BLE recordings)",
     )
     parser.set_defaults(handler=replay)
 
@@ -48,6 +57,7 @@ def replay(args: argparse.Namespace) -> int:
                 suffix=args.suffix,
                 terminator=args.terminator,
                 realtime=args.realtime,
+                tier=args.tier,
             )
         )
     except ValueError as exc:

@@ -1,0 +1,80 @@
+"""Scanner profiles and udev rules in firmware_configs: every shipped file is valid,
+and a broken profile is refused with its file and key named."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from drivers.scanners.ble import BleScanner
+from drivers.scanners.evdev_source import EvdevScanner
+from drivers.scanners.profiles import PROFILE_DIR, ProfileError, build_scanner, load_profile
+from drivers.scanners.serial_scanner import SerialScanner
+from tests.conftest import ROOT
+
+DRIVERS = {"evdev": EvdevScanner, "serial": SerialScanner, "ble": BleScanner}
+
+
+@pytest.mark.parametrize("path", sorted(PROFILE_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_profile_loads_and_builds_its_driver(path: Path) -> None:
+    profile = load_profile(path)
+    assert isinstance(build_scanner(profile, path.stem), DRIVERS[profile.interface])
+    assert profile.name != path.stem  # each says what scanner and setup it is for
+
+
+def test_the_shipped_profiles_cover_every_interface() -> None:
+    interfaces = {load_profile(p).interface for p in PROFILE_DIR.glob("*.toml")}
+    assert interfaces == {"evdev", "serial", "ble"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('interface = "usb"\n', "interface: must be evdev, serial or ble, got 'usb'"),
+        ('interface = "evdev"\n[keyboard]\nlayout = "us"\n', "match: an evdev scanner needs"),
+        ('interface = "evdev"\n[match]\nname = "x"\n[keyboard]\nsufix = "tab"\n',
+         "keyboard.sufix: unknown key (allowed: layout, suffix"),
+        ('interface = "evdev"\n[match]\nusb_id = "0c2e"\n', "usb_id '0c2e' must look like"),
+        ('interface = "serial"\n[serial]\nbaud = 9600\n', "serial.port: required"),
+        ('interface = "serial"\n[serial]\nport = "/dev/x"\nbaud = "fast"\n',
+         "serial.baud: wrong type str"),
+        ('interface = "serial"\n[serial]\nport = "/dev/x"\nparity = "M"\n', "parity 'M'"),
+        ('interface = "ble"\n[ble]\ncharacteristic = "ffe1"\n', "ble: a BLE scanner needs"),
+        ('interface = "ble"\n[ble]\nname = "x"\n[symbology]\naim = "yes"\n',
+         "symbology.aim: wrong type str"),
+        ("interface = \n", "not valid TOML"),
+    ],
+)  # fmt: skip
+def test_a_broken_profile_is_refused_naming_file_and_key(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "shop-scanner.toml"
+    path.write_text(text)
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert problem in str(info.value)
+
+
+RULE_KEYS = {"SUBSYSTEM", "KERNEL", "ATTRS{idVendor}", "ATTRS{idProduct}", "ATTRS{product}",
+             "ENV{ID_SERIAL}", "GROUP", "MODE", "SYMLINK", "TAG"}  # fmt: skip
+TOKEN = re.compile(r'^([A-Z_]+(?:\{[A-Za-z_]+\})?)(==|!=|\+=|:=|=)"([^"]*)"$')
+
+
+def test_udev_rules_are_well_formed_and_grant_only_scanners() -> None:
+    text = (ROOT / "firmware_configs" / "udev" / "60-appliance-scanners.rules").read_text()
+    rules = [r for r in text.replace("\\\n", " ").splitlines() if r.strip() and r[0] != "#"]
+    assert len(rules) >= 3
+    for rule in rules:
+        tokens: dict[str, tuple[str, str]] = {}
+        for part in (p.strip() for p in rule.split(",")):
+            match = TOKEN.match(part)
+            assert match, f"not a udev rule token: {part!r}"
+            assert match.group(1) in RULE_KEYS, part
+            tokens[match.group(1)] = (match.group(2), match.group(3))
+        assert tokens["SUBSYSTEM"][0] == "==" and tokens["GROUP"] == ("=", "appliance")
+        assert tokens["MODE"] == ("=", "0660")
+        # a rule granting input devices names the vendors it is for: never all keyboards
+        assert "ATTRS{idVendor}" in tokens and tokens["ATTRS{idVendor}"][0] == "=="
