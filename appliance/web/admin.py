@@ -59,19 +59,10 @@ async def registers(request: Request) -> Response:
 
 @router.get("/peripherals", response_class=HTMLResponse)
 async def peripherals(request: Request) -> Response:
+    from appliance.peripherals import scanners_status
+
     manager = getattr(request.app.state, "scanners", None)
-    scanners = []
-    if manager is not None:
-        for sid, task in manager.tasks.items():
-            last = manager.last.get(sid)
-            scanners.append(
-                {
-                    "id": sid,
-                    "running": not task.done(),
-                    "error": manager.errors.get(sid),
-                    "last": last.data if last else None,
-                }
-            )
+    scanners = scanners_status(manager) if manager is not None else []
     return _admin(request, "peripherals", "admin/peripherals.html", scanners=scanners)
 
 
