@@ -3,7 +3,8 @@
 #
 #   ./bootstrap.sh run    set up, then start a register (SQLite, demo catalog,
 #                         simulated peripherals, HTTP on 127.0.0.1:8080)
-#   ./bootstrap.sh test   set up, then run the whole test suite
+#   ./bootstrap.sh test   set up (and start PostgreSQL for the back office tests),
+#                         then run the whole test suite
 #   ./bootstrap.sh setup  only set up
 #
 # Set-up installs the Debian/Ubuntu packages the project needs (when missing and
@@ -21,6 +22,7 @@ APT_PACKAGES=(
     gcc               # evdev's C extension
     linux-libc-dev    # input-event headers for evdev
     iproute2          # network-namespace tests (ip netns, veth)
+    libfaketime       # sync chaos test: registers with skewed clocks (LD_PRELOAD)
     chromium          # the browser the web UI tests drive (Playwright, never its own download)
 )
 
@@ -56,6 +58,40 @@ if ! cmp -s pyproject.toml "$stamp" 2>/dev/null; then
     cp pyproject.toml "$stamp"
 fi
 
+# The back office tests run against SQLite and a real PostgreSQL on 127.0.0.1:5432
+# (trust auth for local connections). When nothing answers there, install Debian's
+# postgresql, trust loopback connections, start its cluster and add a superuser
+# role for the user running the tests.
+pg_answers() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+ensure_postgres() {
+    pg_answers && return 0
+    echo "bootstrap: no PostgreSQL on 127.0.0.1:5432: installing and starting Debian's postgresql" >&2
+    local SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    if ! command -v pg_ctlcluster >/dev/null; then
+        $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install \
+            -y -qq --no-install-recommends postgresql >/dev/null
+    fi
+    local ver
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    [ -d "/etc/postgresql/$ver/main" ] || $SUDO pg_createcluster "$ver" main >/dev/null
+    local hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    if ! $SUDO grep -q "^host all all 127.0.0.1/32 trust" "$hba"; then
+        printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' \
+            | $SUDO tee "$hba.ci" >/dev/null
+        $SUDO sh -c "cat '$hba' >> '$hba.ci' && mv '$hba.ci' '$hba'"
+    fi
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+    for _ in $(seq 1 60); do pg_answers && break; sleep 0.5; done
+    pg_answers || { echo "bootstrap: PostgreSQL did not start" >&2; return 1; }
+    local me
+    me=$(id -un)
+    as_postgres() { if [ -z "$SUDO" ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+    as_postgres psql -h 127.0.0.1 -qtAc "SELECT 1 FROM pg_roles WHERE rolname = '$me'" postgres \
+        | grep -q 1 || as_postgres createuser -h 127.0.0.1 -s "$me"
+}
+
 case "${1:-setup}" in
     setup) ;;
     run)
@@ -64,6 +100,7 @@ case "${1:-setup}" in
         ;;
     test)
         shift
+        ensure_postgres
         exec .venv/bin/python -m pytest "$@"
         ;;
     *)

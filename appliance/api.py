@@ -13,15 +13,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance import __version__
 from appliance.config import Config
-from appliance.errors import ApplianceError
 from appliance.features import Context, attach_all
+from appliance.http_errors import install_error_handlers
 from appliance.money import MAX_AMOUNT, MAX_PERCENT_BP, MAX_QUANTITY, MAX_WEIGHT_G
 from appliance.register import Register
 from appliance.service import RegisterService
@@ -121,11 +118,6 @@ class ProductIn(_Body):
     sold_by: Literal["unit", "weight"] = "unit"
 
 
-def _field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
-
-
 def create_app(config: Config, service: RegisterService | None = None) -> FastAPI:
     svc = service or RegisterService(config)
 
@@ -159,42 +151,7 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     ctx = Context(config=config, service=svc, app=app)
     app.state.features = ctx
 
-    @app.exception_handler(ApplianceError)
-    async def _appliance_error(request: Request, exc: ApplianceError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        return JSONResponse(
-            {"error": {"code": code, "message": str(exc.detail), "field": "body"}},
-            status_code=exc.status_code,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first: dict[str, Any] = (
-            dict(errors[0]) if errors else {"loc": ("body",), "msg": "invalid request"}
-        )
-        field = _field_of(tuple(first.get("loc", ())))
-        message = str(first.get("msg", "invalid"))
-        if first.get("type") == "json_invalid":
-            field, message = "body", f"malformed JSON: {first.get('ctx', {}).get('error', '')}"
-        return JSONResponse(
-            {
-                "error": {
-                    "code": "invalid",
-                    "field": field,
-                    "message": message,
-                    "problems": [
-                        {"field": _field_of(tuple(e.get("loc", ()))), "message": e.get("msg")}
-                        for e in errors
-                    ],
-                }
-            },
-            status_code=422,
-        )
+    install_error_handlers(app)
 
     async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await svc.call(fn, *args, **kwargs)
@@ -407,7 +364,12 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
 
     @app.post("/api/shifts/current/close")
     async def close_shift(body: ShiftCloseIn) -> Doc:
-        report: Doc = await call(Register.close_shift, body.counted_minor)
+        """Close the shift; the Z report carries the features' sections (the card
+        terminal's end-of-day totals under ``card_terminal``)."""
+        await call(Register.x_report)  # no open shift: refuse before the terminal is asked
+        assert ctx is not None
+        sections = await ctx.shift_close_sections()
+        report: Doc = await call(Register.close_shift, body.counted_minor, sections)
         return report
 
     @app.get("/api/reports/x")

@@ -146,12 +146,16 @@ def _default_entry_modes() -> list[EntryMode]:
 class OfflineCardSection(_Section):
     """Offline card acceptance (store-and-forward), decided by the shop in advance.
 
-    Defaults follow the payment products in the field notes: 100.00 per payment
-    (PayAnywhere's cap), 500 stored payments (Moneris Go's record limit), forwarded
-    within 24 h (Square's and Toast's window; Square's hard stop is 72 h), chip and
-    contactless only (Stripe, Adyen: no swipe or keyed). No product names a total,
-    so the stored total defaults to ten per-payment maxima. Manager override of the
-    per-payment maximum is off unless the shop switches it on (Toast asks for one).
+    Offline means the terminal reports its host link down, or the register as a whole
+    is offline (``appliance.sync.link``). Defaults follow the payment products
+    in the field notes: 100.00 per payment (PayAnywhere's cap), 500 stored payments
+    (Moneris Go's record limit), forwarded within 24 h (Square's and Toast's window;
+    Square's hard stop is 72 h), chip and contactless only (Stripe, Adyen: no swipe or
+    keyed). No product names a total, so the stored total defaults to ten per-payment
+    maxima. Manager override of the per-payment maximum is off unless the shop
+    switches it on (Toast asks for one); ``manager_pin``, when set, must be given with
+    the override. Switching ``enabled`` on takes effect for the next outage, never for
+    the one under way (the register remembers when it was switched on).
     """
 
     enabled: bool = False
@@ -161,16 +165,21 @@ class OfflineCardSection(_Section):
     max_age_hours: float = Field(default=24.0, gt=0, le=168)
     entry_modes: list[EntryMode] = Field(default_factory=_default_entry_modes, min_length=1)
     manager_override: bool = False
+    manager_pin: str = Field(default="", pattern=r"^$|^\d{4,8}$")
 
 
 class PaymentsSection(_Section):
     """The card terminal (ZVT) and offline card acceptance.
 
-    terminal: "tcp:HOST:PORT" (ZVT over TCP, usually port 20007), "serial:/dev/ttyUSB0"
-    (DLE/STX framing at ``baudrate``), or "" for no terminal (card payments refused).
+    terminal: "simulated" (the ZVT terminal simulator, in-process on loopback; the
+    default, so the quick start takes card payments), "tcp:HOST:PORT" (ZVT over TCP,
+    usually port 20007), "serial:/dev/ttyUSB0" (DLE/STX framing at ``baudrate``), or ""
+    for no terminal (card payments refused).
     """
 
-    terminal: str = Field(default="", pattern=r"^$|^tcp:[^:]+:\d{1,5}$|^serial:/.+$")
+    terminal: str = Field(
+        default="simulated", pattern=r"^$|^simulated$|^tcp:[^:]+:\d{1,5}$|^serial:/.+$"
+    )
     baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
     password: str = Field(default="000000", pattern=r"^\d{6}$")
     currency: int = Field(default=978, ge=1, le=999, description="ISO 4217 numeric")
@@ -179,7 +188,9 @@ class PaymentsSection(_Section):
     t3_seconds: float = Field(default=5.0, gt=0, le=60)
     t4_seconds: float = Field(default=180.0, gt=0, le=600)
     # How old the last word about the terminal's host link may be before a payment
-    # asks again (status enquiry), and how often the link is polled while offline.
+    # asks again (status enquiry; 0 = always ask), and how often the terminal is
+    # polled while its host link is down, payments wait to be forwarded or an
+    # interrupted payment waits to be resolved.
     link_check_seconds: float = Field(default=60.0, ge=0, le=3600)
     poll_seconds: float = Field(default=10.0, gt=0, le=3600)
     offline: OfflineCardSection = Field(default_factory=OfflineCardSection)
@@ -190,7 +201,26 @@ class PrinterSection(_Section):
 
 
 class SyncSection(_Section):
-    """Sync with the back office: outbox, offline mode (issue 6)."""
+    """Sync with the back office: outbox, offline mode (issue 6).
+
+    The back office's address and the register's token come from pairing
+    (``appliance sync pair URL CODE``) and are kept in the register's database.
+    """
+
+    enabled: bool = True
+    batch_size: int = Field(default=200, ge=1, le=1000)
+    # Offline: probe from a few seconds up to two minutes (with jitter); at once on a
+    # network change or "retry now".
+    probe_min_seconds: float = Field(default=3.0, gt=0, le=60)
+    probe_max_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # The back office answered 5xx/408/429: retry the batch with backoff.
+    retry_min_seconds: float = Field(default=1.0, gt=0, le=60)
+    retry_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+    long_poll_seconds: float = Field(default=20.0, ge=0, le=25)
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # An open sale untouched this long does not hold back-office updates back.
+    idle_sale_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    watch_network: bool = True
 
 
 class LanSection(_Section):

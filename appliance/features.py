@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import Config
 from appliance.service import RegisterService
@@ -30,6 +30,8 @@ FEATURES = (
 )
 
 Hook = Callable[[], Awaitable[None]]
+# Contributes a named section to the Z report: (name, section) or None to add nothing.
+ShiftCloseHook = Callable[[], Awaitable[tuple[str, dict[str, Any]] | None]]
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Context:
     app: FastAPI
     starts: list[Hook] = field(default_factory=list)
     stops: list[Hook] = field(default_factory=list)
+    shift_closes: list[ShiftCloseHook] = field(default_factory=list)
 
     def on_start(self, hook: Hook) -> None:
         """Run after the register is open (and the scanners started)."""
@@ -49,6 +52,19 @@ class Context:
     def on_stop(self, hook: Hook) -> None:
         """Run before the register closes, in reverse attach order."""
         self.stops.append(hook)
+
+    def on_shift_close(self, hook: ShiftCloseHook) -> None:
+        """Run when a shift is about to close (e.g. the card terminal's end-of-day);
+        the section it returns is stored in the Z report under its name."""
+        self.shift_closes.append(hook)
+
+    async def shift_close_sections(self) -> dict[str, Any]:
+        sections: dict[str, Any] = {}
+        for hook in self.shift_closes:
+            named = await hook()
+            if named is not None:
+                sections[named[0]] = named[1]
+        return sections
 
 
 def attach_all(ctx: Context) -> None:

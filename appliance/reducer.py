@@ -253,9 +253,19 @@ def _shift_close(state: StateStore, op: Op, p: Doc) -> None:
     report["z_no"] = p["z_no"]
     report["counted"] = p["counted"]
     report["over_short"] = p["counted"] - report["expected_cash"]
+    for name, section in (p.get("sections") or {}).items():
+        report.setdefault(name, section)
     shift["z_report"] = report
     state.put_shift(shift)
     state.set_counter(f"z:{op['register_id']}", p["z_no"])
+
+
+def _payment_declined_after(state: StateStore, op: Op, p: Doc) -> None:
+    """A card payment approved offline that the host declined when it was forwarded:
+    the sale (usually completed, so no ``sale.*`` op may touch it) is flagged."""
+    doc = _sale(state, op)
+    doc["card_declined_after_the_fact"] = [*doc.get("card_declined_after_the_fact", []), p]
+    _save_sale(state, doc, op)
 
 
 def _catalog_import(state: StateStore, op: Op, p: Doc) -> None:
@@ -284,6 +294,7 @@ REDUCERS: dict[str, Callable[[StateStore, Op, Doc], None]] = {
     "shift.open": _shift_open,
     "shift.cash": _shift_cash,
     "shift.close": _shift_close,
+    "payment.declined_after": _payment_declined_after,
     "catalog.import": _catalog_import,
     "customer.upsert": _customer_upsert,
     "user.upsert": apply_user_upsert,

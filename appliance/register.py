@@ -317,8 +317,9 @@ class Register:
         return doc
 
     def sales(self, status: str | None = None, limit: int = 200) -> list[SaleDoc]:
-        if status is None:  # the newest ``limit``, in opening order like the others
-            return self.state.sales()[-limit:]
+        if status is None:
+            newest = "id IN (SELECT id FROM sales ORDER BY opened_at DESC, id DESC LIMIT ?)"
+            return self.state.sales(newest, (limit,))[::-1]
         return self.state.sales("status = ?", (status,))[-limit:]
 
     def _editable(self, sale_id: str) -> SaleDoc:
@@ -518,7 +519,7 @@ class Register:
         doc = self.sale(sale_id)
         if doc["status"] in (COMPLETED, VOIDED):
             raise Conflict(f"sale {sale_id} is {doc['status']}: it cannot be voided")
-        if any(t["kind"] == CARD for t in doc["tenders"]):
+        if sum(t["amount"] for t in doc["tenders"] if t["kind"] == CARD) != 0:
             raise Conflict(
                 f"sale {sale_id} has a card payment: reverse it on the terminal first",
                 field="sale_id",
@@ -553,9 +554,27 @@ class Register:
         return [self._op("sale.complete", payload, doc["id"])]
 
     def add_tender(
-        self, sale_id: str, kind: str, amount: int, reference: str | None = None
+        self,
+        sale_id: str,
+        kind: str,
+        amount: int,
+        reference: str | None = None,
+        *,
+        card: Doc | None = None,
+        payment_id: str | None = None,
     ) -> SaleDoc:
-        """Record a payment; the sale completes by itself once it is paid in full."""
+        """Record a payment; the sale completes by itself once it is paid in full.
+
+        A card tender only comes from a payment the card terminal approved
+        (appliance/payments): ``payment_id`` names it and ``card`` carries what the
+        slip shows (masked PAN only). A card tender without them is refused.
+        """
+        if kind == CARD and (card is None or payment_id is None):
+            raise Conflict(
+                "card tenders come from the card terminal: start a card payment with "
+                f"POST /api/sales/{sale_id}/payments",
+                field="kind",
+            )
         doc = self.sale(sale_id)
         if doc["kind"] == "refund":
             raise Conflict("refunds are paid out with complete_refund", field="sale_id")
@@ -579,13 +598,54 @@ class Register:
                     "(only cash gives change)",
                     field="amount",
                 )
-        tender = {"id": uuid.uuid4().hex[:12], "kind": kind, "amount": amount, "reference": ref}
+        tender: Doc = {
+            "id": uuid.uuid4().hex[:12],
+            "kind": kind,
+            "amount": amount,
+            "reference": ref,
+        }
+        if kind == CARD:
+            tender.update(payment_id=payment_id, card=card)
         ops = [self._op("sale.tender", {"tender": tender}, sale_id)]
         trial = {**doc, "tenders": [*doc["tenders"], tender]}
         trial_totals = compute_totals(trial)
         if trial_totals["due"] == 0:
             ops += self._complete_ops(doc, shift, [tender])
         return self._apply(doc, ops)
+
+    def reverse_card_tender(
+        self, sale_id: str, tender_id: str, payment_id: str, card: Doc, reference: str | None
+    ) -> SaleDoc:
+        """Take a card tender back out of an open sale after its payment was reversed on
+        the terminal (``payment_id`` is the reversal): appends the negative tender."""
+        doc = self.sale(sale_id)
+        if doc["status"] != OPEN:
+            raise Conflict(f"sale {sale_id} is {doc['status']}: refund it instead", field="sale_id")
+        original = next(
+            (t for t in doc["tenders"] if t["id"] == tender_id and t["kind"] == CARD), None
+        )
+        if original is None or original["amount"] <= 0:
+            raise NotFound(f"sale {sale_id} has no card tender {tender_id}", field="tender_id")
+        if any(t.get("reverses") == tender_id for t in doc["tenders"]):
+            raise Conflict(f"card tender {tender_id} is already reversed", field="tender_id")
+        tender = {
+            "id": uuid.uuid4().hex[:12],
+            "kind": CARD,
+            "amount": -original["amount"],
+            "reference": check_text(reference, "reference", 100, required=False),
+            "payment_id": payment_id,
+            "reverses": tender_id,
+            "card": card,
+        }
+        return self._apply(doc, [self._op("sale.tender", {"tender": tender}, sale_id)])
+
+    def append_op(self, kind: str, payload: Doc, sale_id: str | None = None) -> None:
+        """Append one op of a feature (e.g. a card payment declined after the fact)."""
+        from appliance.reducer import REDUCERS
+
+        if kind.startswith("sale.") or kind not in REDUCERS:
+            raise ValueError(f"{kind!r} is not a feature op kind")
+        self.commit([self._op(kind, payload, sale_id)])
 
     def complete(self, sale_id: str) -> SaleDoc:
         """Complete a sale that needs no (more) payment, e.g. one discounted to zero."""
@@ -703,8 +763,10 @@ class Register:
                 shares[line["no"]] = part
         return shares
 
-    def complete_refund(self, refund_id: str, tender_kind: str | None = None) -> SaleDoc:
-        """Pay the refund out: to the original tenders by default, or all to ``tender_kind``."""
+    def refund_plan(self, refund_id: str, tender_kind: str | None = None) -> list[tuple[str, int]]:
+        """How an open refund pays out: (tender kind, amount) pairs, card and voucher
+        first as far as the original sale was paid that way, the rest in cash (before
+        cash rounding); or all to ``tender_kind``."""
         refund = self.sale(refund_id)
         if refund["kind"] != "refund" or refund["status"] != OPEN:
             raise Conflict(f"sale {refund_id} is not an open refund", field="sale_id")
@@ -713,6 +775,57 @@ class Register:
         if tender_kind is not None and tender_kind not in TENDER_KINDS:
             raise ValidationError(f"must be one of {', '.join(TENDER_KINDS)}", field="tender_kind")
         original = self.sale(refund["refund_of"])
+        owed = -refund["totals"]["total"]  # positive amount to pay back
+        if tender_kind is not None:
+            return [(tender_kind, owed)]
+        plan: list[tuple[str, int]] = []
+        paid_by = {k: 0 for k in TENDER_KINDS}
+        for t in original["tenders"]:
+            paid_by[t["kind"]] += t["amount"]
+        paid_by[CASH] -= original["totals"]["change"]
+        for rid in original.get("refunds", []):
+            done_refund = self.sale(rid)
+            for t in done_refund["tenders"]:
+                paid_by[t["kind"]] += t["amount"]  # refund tenders are negative
+        left = owed
+        for kind in (CARD, OTHER):
+            take = min(max(paid_by[kind], 0), left)
+            if take > 0:
+                plan.append((kind, take))
+                left -= take
+        if left > 0:  # whatever was not paid by card or voucher goes back in cash
+            plan.append((CASH, left))
+        return plan
+
+    def complete_refund(
+        self,
+        refund_id: str,
+        tender_kind: str | None = None,
+        card_tenders: list[Doc] | None = None,
+    ) -> SaleDoc:
+        """Pay the refund out: to the original tenders by default, or all to ``tender_kind``.
+
+        Money goes back to a card only through the card terminal: ``card_tenders`` are
+        the (negative) tenders of the refunds or reversals it approved, and they must
+        cover the card part of the plan exactly.
+        """
+        plan = self.refund_plan(refund_id, tender_kind)
+        refund = self.sale(refund_id)
+        original = self.sale(refund["refund_of"])
+        card_part = sum(a for k, a in plan if k == CARD)
+        if card_part and card_tenders is None:
+            raise Conflict(
+                f"{card_part} of this refund goes back to the card: refund it through the "
+                f"card terminal with POST /api/refunds/{refund_id}/card, or pay it all out "
+                "with another tender_kind",
+                field="tender_kind",
+            )
+        if sum(-t["amount"] for t in card_tenders or []) != card_part:
+            raise Conflict(
+                f"the card terminal refunded {sum(-t['amount'] for t in card_tenders or [])}, "
+                f"but the card part of this refund is {card_part}",
+                field="card_tenders",
+            )
         # Re-check against refunds completed since the lines were added.
         for line in refund["lines"]:
             if line.get("voided"):
@@ -731,44 +844,28 @@ class Register:
                     field="qty",
                 )
         shift = self._open_shift()
-        owed = -refund["totals"]["total"]  # positive amount to pay back
-        plan: list[tuple[str, int]] = []
-        if tender_kind is not None:
-            plan.append((tender_kind, owed))
-        else:
-            paid_by = {k: 0 for k in TENDER_KINDS}
-            for t in original["tenders"]:
-                paid_by[t["kind"]] += t["amount"]
-            paid_by[CASH] -= original["totals"]["change"]
-            for rid in original.get("refunds", []):
-                done_refund = self.sale(rid)
-                for t in done_refund["tenders"]:
-                    paid_by[t["kind"]] += t["amount"]  # refund tenders are negative
-            left = owed
-            for kind in (CARD, OTHER):
-                take = min(max(paid_by[kind], 0), left)
-                if take > 0:
-                    plan.append((kind, take))
-                    left -= take
-            if left > 0:  # whatever was not paid by card or voucher goes back in cash
-                plan.append((CASH, left))
+        owed = -refund["totals"]["total"]
         ops: list[Op] = []
-        tenders: list[Doc] = []
+        tenders: list[Doc] = list(card_tenders or [])
         noncash = sum(a for k, a in plan if k != CASH)
         for kind, amount in plan:
+            if kind == CARD:
+                continue  # the terminal's tenders above
             if kind == CASH:
                 # Cash payouts round toward zero: never pay out more than refunded.
                 step = refund["pricing"]["cash_rounding"]
                 amount = (owed - noncash) // step * step if step > 1 else owed - noncash
             if amount < 0 or (amount == 0 and kind != CASH):
                 continue  # a cash payout that rounds to zero is still recorded as cash
-            tender = {
-                "id": uuid.uuid4().hex[:12],
-                "kind": kind,
-                "amount": -amount,
-                "reference": f"refund of {refund['refund_of_receipt']}",
-            }
-            tenders.append(tender)
+            tenders.append(
+                {
+                    "id": uuid.uuid4().hex[:12],
+                    "kind": kind,
+                    "amount": -amount,
+                    "reference": f"refund of {refund['refund_of_receipt']}",
+                }
+            )
+        for tender in tenders:
             ops.append(self._op("sale.tender", {"tender": tender}, refund_id))
         ops += self._complete_ops(refund, shift, tenders)
         return self._apply(refund, ops)
@@ -813,8 +910,13 @@ class Register:
     def x_report(self) -> Doc:
         return shift_report(self.state, self._open_shift())
 
-    def close_shift(self, counted: int) -> Doc:
-        """Close with the counted cash; returns the Z report (with over/short)."""
+    def close_shift(self, counted: int, sections: Doc | None = None) -> Doc:
+        """Close with the counted cash; returns the Z report (with over/short).
+
+        ``sections`` are what features report next to the register's own figures
+        (the card terminal's end-of-day totals), stored in the Z report under their
+        names.
+        """
         check_int(counted, "counted", 0, MAX_AMOUNT)
         shift = self._open_shift()
         z_no = self.state.counter(f"z:{self.register_id}") + 1
@@ -824,6 +926,8 @@ class Register:
             "closed_at": _now_iso(),
             "z_no": z_no,
         }
+        if sections:
+            payload["sections"] = sections
         self.commit([self._op("shift.close", payload)])
         closed = self.state.get_shift(shift["id"])
         assert closed is not None

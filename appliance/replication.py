@@ -12,7 +12,6 @@ of ops therefore holds the same state for every saved sale.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +20,7 @@ from appliance.hlc import Timestamp
 from appliance.reducer import Op, apply_op, apply_refund_effect
 from appliance.register import Register
 from appliance.storage.db import transaction
-from appliance.storage.oplog import insert_op, iter_ops
+from appliance.storage.oplog import OP_COLUMNS, insert_op, iter_ops, op_from_row
 
 REQUIRED = ("op_id", "register_id", "hlc", "kind", "payload")
 
@@ -51,22 +50,10 @@ def _check(op: Any, index: int) -> Op:
 def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
     """This register's log from local position ``after_seq`` (for pushing to peers)."""
     rows = register.conn.execute(
-        "SELECT seq, op_id, register_id, hlc, sale_id, kind, payload FROM ops"
-        " WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
         (after_seq, limit),
     ).fetchall()
-    return [
-        {
-            "seq": seq,
-            "op_id": op_id,
-            "register_id": register_id,
-            "hlc": hlc,
-            "sale_id": sale_id,
-            "kind": kind,
-            "payload": json.loads(payload),
-        }
-        for seq, op_id, register_id, hlc, sale_id, kind, payload in rows
-    ]
+    return [op_from_row(row) for row in rows]
 
 
 def apply_remote(register: Register, ops: Iterable[Any]) -> int:

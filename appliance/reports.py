@@ -107,6 +107,20 @@ def format_report(report: dict[str, Any], title: str, decimals: int = 2) -> str:
     ]
     if "counted" in report:
         rows += [("Counted cash", m(report["counted"])), ("Over/short", m(report["over_short"]))]
+    terminal = report.get("card_terminal")
+    if terminal:  # the card terminal's end-of-day, run at shift close
+        if terminal.get("ok"):
+            rows.append(("Card terminal total", m(int(terminal.get("amount_minor") or 0))))
+        else:
+            rows.append(("Card terminal", f"end-of-day failed: {terminal.get('message')}"))
+        pending = terminal.get("pending_forward") or {}
+        if pending.get("count"):
+            rows.append(
+                (
+                    "Card offline pending",
+                    f"{pending['count']} payments, {m(int(pending['amount_minor']))}",
+                )
+            )
     width = max(len(label) for label, _ in rows)
     lines = [title, "=" * len(title)]
     lines += [f"{label.ljust(width)}  {value}" for label, value in rows]

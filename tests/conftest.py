@@ -94,10 +94,17 @@ def free_port() -> int:
 class RegisterProcess:
     """A real `appliance run` process on a loopback port."""
 
-    def __init__(self, data_dir: Path, config_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        config_file: Path | None = None,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.config_file = config_file
-        self.port = free_port()
+        self.port = port or free_port()
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"register-{self.port}.log"
 
@@ -119,7 +126,7 @@ class RegisterProcess:
         cmd += ["--port", str(self.port)]
         if self.config_file:
             cmd += ["--config", str(self.config_file)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         start = time.monotonic()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -36,9 +36,13 @@ def test_full_sale_over_http(client: TestClient) -> None:
     _ok(client.post(f"/api/sales/{sid}/lines", json={"code": "APPLES", "weight_g": 500}), 201)
     sale = _ok(client.post(f"/api/sales/{sid}/discount", json={"percent_bp": 1000}))
     assert sale["totals"]["total"] == 998 + 150 - 115
-    sale = _ok(
-        client.post(f"/api/sales/{sid}/tenders", json={"kind": "card", "amount_minor": 500}), 201
+    refused = client.post(f"/api/sales/{sid}/tenders", json={"kind": "card", "amount_minor": 500})
+    assert refused.status_code == 409 and f"/api/sales/{sid}/payments" in refused.text
+    # Card money only through the terminal (the default simulated one approves).
+    payment = _ok(
+        client.post(f"/api/sales/{sid}/payments?wait=10", json={"amount_minor": 500}), 202
     )
+    assert payment["state"] == "approved" and payment["pan_masked"] == "541333******0011"
     sale = _ok(
         client.post(f"/api/sales/{sid}/tenders", json={"kind": "cash", "amount_minor": 1000}), 201
     )
@@ -51,12 +55,19 @@ def test_full_sale_over_http(client: TestClient) -> None:
         client.post(f"/api/refunds/{refund['id']}/lines", json={"original_line_no": 1, "qty": 1}),
         201,
     )
-    refund = _ok(client.post(f"/api/refunds/{refund['id']}/complete", json={}))
+    plain = client.post(f"/api/refunds/{refund['id']}/complete", json={})
+    assert plain.status_code == 409 and f"/api/refunds/{refund['id']}/card" in plain.text
+    refund = _ok(client.post(f"/api/refunds/{refund['id']}/card"))
     assert refund["status"] == "completed" and refund["totals"]["total"] < 0
+    assert [t["kind"] for t in refund["tenders"]] == ["card"]
+    assert refund["tenders"][0]["card"]["pan_masked"] == "541333******0011"
     x = _ok(client.get("/api/reports/x"))
     assert x["counts"] == {"sales": 1, "refunds": 1}
     z = _ok(client.post("/api/shifts/current/close", json={"counted_minor": 5_533}))
-    assert z["z_no"] == 1
+    assert z["z_no"] == 1 and z["over_short"] == 0
+    assert z["card_terminal"]["ok"] is True  # the terminal's end-of-day next to the Z
+    assert z["card_terminal"]["amount_minor"] == 500  # the terminal's payment turnover
+    assert z["card_terminal"]["totals"]["eurocard"] == {"count": 1, "amount_minor": 500}
     assert _ok(client.get("/api/reports/z"))["z_no"] == 1
 
 

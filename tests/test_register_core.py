@@ -9,6 +9,18 @@ import pytest
 from appliance.errors import ApplianceError, Conflict, NotFound, ValidationError
 from appliance.register import Register
 
+# The core trusts its Python caller with card data; the payments feature (tests
+# test_payments_*.py) makes card tenders only from terminal approvals.
+CARD = {"name": "Mastercard", "pan_masked": "541333******0011", "offline": False, "slip": []}
+
+
+def card(reg: Register, sale_id: str, amount: int) -> dict[str, Any]:
+    return reg.add_tender(sale_id, "card", amount, card=CARD, payment_id="p-test")
+
+
+def card_tender(amount: int) -> dict[str, Any]:
+    return {"id": "t1", "kind": "card", "amount": amount, "payment_id": "p-test", "card": CARD}
+
 
 def _sale_with(reg: Register, *codes: str) -> dict[str, Any]:
     sale = reg.open_sale()
@@ -65,7 +77,8 @@ def test_weighed_item_needs_weight_and_rounds(register: Register) -> None:
         (lambda r, s: r.add_tender(s, "bitcoin", 100), "kind"),
         (lambda r, s: r.add_tender(s, "cash", 0), "amount"),
         (lambda r, s: r.add_tender(s, "cash", 2**63), "amount"),
-        (lambda r, s: r.add_tender(s, "card", 10_000), "amount"),
+        (lambda r, s: card(r, s, 10_000), "amount"),
+        (lambda r, s: r.add_tender(s, "card", 100), "kind"),  # not from the terminal
     ],
 )
 def test_bad_input_names_the_field_and_changes_nothing(
@@ -138,10 +151,10 @@ def test_park_resume_and_lifecycle_rules(shift_register: Register) -> None:
 def test_split_tender_and_no_card_overpay(shift_register: Register) -> None:
     reg = shift_register
     sale = _sale_with(reg, "COFFEE", "BEER")  # 7.48
-    sale = reg.add_tender(sale["id"], "card", 500)
+    sale = card(reg, sale["id"], 500)
     assert sale["status"] == "open" and sale["totals"]["due"] == 248
     with pytest.raises(ValidationError):
-        reg.add_tender(sale["id"], "card", 300)
+        card(reg, sale["id"], 300)
     sale = reg.add_tender(sale["id"], "other", 48, reference="voucher 17")
     sale = reg.add_tender(sale["id"], "cash", 500)
     assert sale["status"] == "completed"
@@ -169,7 +182,7 @@ def test_cash_rounding_to_five(tmp_path: Any) -> None:
     t = sale["totals"]
     assert t["cash_rounding"] == 2 and t["change"] == 250 and t["payable"] == 750
     card_only = _sale_with(reg, "COFFEE")
-    card_only = reg.add_tender(card_only["id"], "card", 499)
+    card_only = card(reg, card_only["id"], 499)
     assert card_only["totals"]["cash_rounding"] == 0
     reg.close()
 
@@ -177,13 +190,19 @@ def test_cash_rounding_to_five(tmp_path: Any) -> None:
 def test_refund_by_receipt_barcode_to_original_tender(shift_register: Register) -> None:
     reg = shift_register
     sale = _sale_with(reg, "COFFEE", "BEER")
-    sale = reg.add_tender(sale["id"], "card", 748)
+    sale = card(reg, sale["id"], 748)
     refund = reg.start_refund("RCPT" + sale["receipt_no"])
     assert refund["refund_of"] == sale["id"]
     refund = reg.add_refund_line(refund["id"], 2, 1)
     with pytest.raises(ValidationError):
         reg.add_refund_line(refund["id"], 2, 1)  # only one beer was sold
-    refund = reg.complete_refund(refund["id"])
+    assert reg.refund_plan(refund["id"]) == [("card", 249)]
+    with pytest.raises(Conflict) as err:  # card money goes back only through the terminal
+        reg.complete_refund(refund["id"])
+    assert f"/api/refunds/{refund['id']}/card" in err.value.message
+    with pytest.raises(Conflict):  # and exactly the card part
+        reg.complete_refund(refund["id"], card_tenders=[card_tender(-200)])
+    refund = reg.complete_refund(refund["id"], card_tenders=[card_tender(-249)])
     assert refund["status"] == "completed"
     assert refund["totals"]["total"] == -249
     assert refund["tenders"][0]["kind"] == "card" and refund["tenders"][0]["amount"] == -249
@@ -210,7 +229,7 @@ def test_two_open_refunds_cannot_both_complete(shift_register: Register) -> None
 def test_shift_cash_movements_and_reports(shift_register: Register) -> None:
     reg = shift_register
     reg.add_tender(_sale_with(reg, "COFFEE")["id"], "cash", 500)  # cash 4.99
-    reg.add_tender(_sale_with(reg, "BEER")["id"], "card", 249)
+    card(reg, _sale_with(reg, "BEER")["id"], 249)
     reg.cash_movement("in", 2_000, "change from bank")
     reg.cash_movement("out", 1_000, "window cleaner")
     with pytest.raises(ValidationError):

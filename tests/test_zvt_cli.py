@@ -106,3 +106,17 @@ def test_decode_never_prints_track_or_full_pan() -> None:
     assert out["pan_masked"] == "541333******0011"
     assert out["track2"] == {"redacted": True, "length": 2}
     assert "5413330089020011" not in r.stdout
+
+
+def test_decode_skips_unknown_bmps_and_names_handshake_bytes() -> None:
+    r = appliance("decode", "04 0F 0A 27 00 99 F0 F2 AA BB 87 00 07")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["receipt_no"] == 7 and out["unknown_bmps"] == [{"bmp": "99", "length": 2}]
+    r = appliance("decode", "06")
+    assert json.loads(r.stdout) == {
+        "command": "06",
+        "framing": "serial",
+        "name": "ACK",
+        "control": "ACK",
+    }

@@ -264,6 +264,60 @@ def test_host_offline_store_and_forward(kind: str) -> None:
     assert any("abgelehnt" in line for line in eod.slip)
 
 
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_send_offline_transactions_reports_each_stored_payment_once_submitted(
+    kind: str,
+) -> None:
+    async def body(sim: SimTerminal, c: ZvtClient) -> Any:
+        sim.forward_on_reconnect = False
+        sim.set_host_online(False)
+        refused = await c.send_offline()  # no host: nothing can be submitted
+        a = await c.authorize(1000)
+        sim.script(parse_outcome("approve,entry=contactless"))
+        b = await c.authorize(700)
+        sim.forward_results.extend([0x00, 0x05])
+        sim.set_host_online(True)
+        first = await c.send_offline()
+        again = await c.send_offline()
+        return refused, a, b, first, again
+
+    refused, a, b, first, again = scenario(kind, body)
+    assert refused.outcome == DECLINED and not refused.completed
+    assert a.offline and a.entry_mode == "chip" and b.entry_mode == "contactless"
+    assert a.auth_code and b.auth_code
+    assert first.outcome == APPROVED and first.completed
+    got = [(i["receipt_no"], i["amount_minor"], i["result_code"]) for i in first.status_infos]
+    assert got == [(a.receipt_no, 1000, 0x00), (b.receipt_no, 700, 0x05)]
+    assert first.status_infos[1]["pan_masked"] == "541333******0011"
+    assert [(i["receipt_no"], i["result_code"]) for i in again.status_infos] == [
+        (a.receipt_no, 0),
+        (b.receipt_no, 5),
+    ]
+
+
+def test_simulated_terminal_finishes_a_payment_when_the_register_vanishes() -> None:
+    sim = SimTerminal()
+
+    async def go() -> Any:
+        async with connected(sim, "tcp") as c:
+            sim.script(parse_outcome("approve,pin=0.3,interval=0.05"))
+            task = asyncio.create_task(c.authorize(1234))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for _ in range(40):
+            if sim.journal:
+                break
+            await asyncio.sleep(0.05)
+        async with connected(sim, "tcp") as c:
+            return await c.repeat_receipt()
+
+    last = run(go())
+    assert last.outcome == APPROVED and last.amount_minor == 1234
+    assert [t.kind for t in sim.journal] == ["payment"]
+
+
 # ---- other commands ----
 
 
@@ -472,6 +526,8 @@ def test_control_channel() -> None:
             {"cmd": "host_online", "value": False},
             {"cmd": "forward_results", "codes": [5]},
             {"cmd": "faults", "corrupt": 1, "garbage": "AA", "garbage_frames": 1},
+            {"cmd": "set", "forward_on_reconnect": False, "entry_mode": "swipe"},
+            {"cmd": "set", "colour": "red"},
             {"cmd": "state"},
             {"cmd": "nope"},
         ):
@@ -489,9 +545,12 @@ def test_control_channel() -> None:
     assert a[1] == {"ok": True, "forwarded": []} and not sim.host_online
     assert list(sim.forward_results) == [5]
     assert sim.faults.corrupt == 1 and sim.faults.garbage == b"\xaa"
-    assert a[4]["host_online"] is False and a[4]["queued_outcomes"] == 2
-    assert a[5]["ok"] is False and "nope" in a[5]["error"]
-    assert a[6]["ok"] is False
+    assert a[4] == {"ok": True} and not sim.forward_on_reconnect
+    assert sim.card.entry_mode == "swipe"
+    assert a[5]["ok"] is False and "colour" in a[5]["error"]
+    assert a[6]["host_online"] is False and a[6]["queued_outcomes"] == 2
+    assert a[7]["ok"] is False and "nope" in a[7]["error"]
+    assert a[8]["ok"] is False
 
 
 def _start_hil(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
@@ -540,3 +599,43 @@ def test_hil_terminal_cli_pty_and_tcp_with_control() -> None:
         for p in (proc, proc2):
             p.terminate()
             p.wait(timeout=5)
+
+
+def test_hil_terminal_cli_serial_framing_over_a_unix_socket(tmp_path: Path) -> None:
+    """As the full-system tier wires it: QEMU's chardev is a unix socket server, the
+    simulator connects and speaks serial framing (here the test plays the guest)."""
+    from drivers.zvt.transport import SerialTransport, SocketStream
+
+    path = tmp_path / "s1.sock"
+
+    async def go() -> TransactionResult:
+        accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        server = await asyncio.start_unix_server(
+            lambda r, w: accepted.put_nowait((r, w)), str(path)
+        )
+        proc = await asyncio.create_subprocess_exec(
+            str(BIN / "hil"),
+            "terminal",
+            "--serial",
+            f"unix:{path}",
+            "--outcome",
+            "approve,pin=0.1",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            reader, writer = await asyncio.wait_for(accepted.get(), 10)
+            line = SerialTransport(SocketStream(reader, writer), CLIENT_T)
+            c = ZvtClient(line)
+            res = await c.authorize(4321)
+            await c.close()
+            await asyncio.wait_for(proc.wait(), 5)  # the line closed: the simulator ends
+            return res
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+            server.close()
+
+    r = run(go())
+    assert r.approved and r.amount_minor == 4321 and r.statuses

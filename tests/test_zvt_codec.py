@@ -175,11 +175,41 @@ def test_truncated_fields_name_the_offset() -> None:
     assert e.value.offset == 5 and "F0–F9" in str(e.value)
 
 
-def test_unknown_bmp_stops_with_offset_and_number() -> None:
+def test_unknown_bmp_without_a_length_stops_with_offset_and_number() -> None:
     with pytest.raises(ZvtDecodeError) as e:
         decode("04 0F 05 27 00 99 01 02")
     assert e.value.offset == 5
     assert "0x99" in str(e.value) and "unknown BMP" in str(e.value)
+
+
+def test_unknown_bmps_are_skipped_by_their_declared_length() -> None:
+    # 99: LLVAR of 3 bytes; 9D: LLLVAR of 2 bytes; then known fields again.
+    out = decode(apdu("04 0F", "27 00 99 F0 F3 01 02 03 87 00 07 9D F0 F0 F2 AA BB 0B 00 00 42"))
+    assert out["result_code"] == 0 and out["receipt_no"] == 7 and out["trace"] == 42
+    assert out["unknown_bmps"] == [{"bmp": "99", "length": 3}, {"bmp": "9D", "length": 2}]
+    # F0 F1 F2 reads as LL=01 (then F2 … fails) or LLL=012: the decoder takes the reading
+    # with which the rest decodes.
+    body = "99 F0 F1 F2" + " 11" * 12 + " 87 00 05"
+    out = decode(apdu("04 0F", body))
+    assert out["unknown_bmps"] == [{"bmp": "99", "length": 12}] and out["receipt_no"] == 5
+    # Unknown content is never shown: it may be card data.
+    clear = decode(apdu("04 0F", "99 F0 F8 54 13 33 00 89 02 00 11"))
+    assert "5413" not in str(clear)
+
+
+def test_hex_views_hide_a_bcd_pan() -> None:
+    j = tlv_to_json(decode_tlv(h("DF 81 02 08 54 13 33 00 89 02 00 11")))
+    assert j[0]["hex"] == "54 13 33 ** ** ** 00 11"
+    out = decode(apdu("04 0F", "AF F0 F1 F0 AA 54 13 33 00 89 02 00 11 BB"))  # EMV print data
+    assert "54 13 33 ** ** ** 00 11" in out["emv_print_data"]
+
+
+def test_send_offline_transactions_and_pos_entry_mode() -> None:
+    assert m.send_offline_transactions("000000").encode() == h("06 51 03 00 00 00")
+    out = decode("06 51 03 12 34 56")
+    assert out["name"] == "send offline transactions" and out["password"] == "123456"
+    j = tlv_to_json(decode_tlv(h("9F 39 01 07")))
+    assert j[0]["name"] == "POS entry mode" and j[0]["int"] == 7
 
 
 def test_intermediate_status_with_and_without_timeout() -> None:

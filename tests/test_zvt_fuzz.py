@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.zvt.apdu import decode_apdu, encode_apdu
-from drivers.zvt.bmp import decode_bmps
+from drivers.zvt.bmp import BMPS, bmp_bcd, bmp_byte, bmp_var, decode_bmps, encode_var
 from drivers.zvt.errors import ZvtDecodeError
 from drivers.zvt.framing import Control, CrcError, Deframer, Frame, decode_frame, encode_frame
 from drivers.zvt.messages import decode_message
@@ -119,6 +119,45 @@ def test_raw_apdu_and_bmp_and_tlv_only_typed_errors(data: bytes) -> None:
             fn(data)
         except ZvtDecodeError as e:
             assert 0 <= e.offset <= len(data) + 5
+
+
+UNKNOWN_BMPS = sorted(set(range(256)) - set(BMPS))
+known_fields = st.lists(
+    st.sampled_from(
+        [
+            bmp_byte(0x27, 0x05),
+            bmp_bcd(0x04, 1234),
+            bmp_bcd(0x0B, 77),
+            bmp_bcd(0x87, 9),
+            bmp_var(0x8B, b"VISA"),
+            bmp_var(0x3C, b"text"),
+        ]
+    ),
+    min_size=1,
+    max_size=5,
+    unique=True,
+)
+unknown_fields = st.lists(
+    st.tuples(st.sampled_from(UNKNOWN_BMPS), st.binary(max_size=40)), max_size=4
+)
+
+
+@FAST
+@given(known=known_fields, unknown=unknown_fields, data=st.data())
+def test_unknown_bmps_with_a_length_are_skipped(
+    known: list[bytes], unknown: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
+    parts = list(known)
+    for bmp, value in unknown:
+        at = data.draw(st.integers(0, len(parts)))
+        parts.insert(at, bytes([bmp]) + encode_var(value, 2))
+    expected = decode_bmps(b"".join(known)).fields
+    got = decode_bmps(b"".join(parts)).fields
+    skipped = got.pop("unknown_bmps", [])
+    assert got == expected
+    assert sorted((int(u["bmp"], 16), u["length"]) for u in skipped) == sorted(
+        (bmp, len(value)) for bmp, value in unknown
+    )
 
 
 tags = st.sampled_from([0x07, 0x09, 0x1F07, 0x1F16, 0xDF8102, 0x5A, 0x9F6B])

@@ -80,8 +80,9 @@ def decode_bytes(buf: bytes, encoding: str = "cp437") -> dict[str, Any]:
     from drivers.zvt.framing import ACK, NAK, decode_frame
     from drivers.zvt.messages import decode_message
 
-    if len(buf) == 1 and buf[0] in (ACK, NAK):
-        return {"framing": "serial", "control": "ACK" if buf[0] == ACK else "NAK"}
+    if len(buf) == 1 and buf[0] in (ACK, NAK):  # the serial line's handshake bytes
+        name = "ACK" if buf[0] == ACK else "NAK"
+        return {"command": f"{buf[0]:02X}", "framing": "serial", "name": name, "control": name}
     if buf[:2] == b"\x10\x02":
         apdu_bytes = decode_frame(buf)
         framing = "serial"

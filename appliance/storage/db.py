@@ -173,16 +173,25 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back whole on any error."""
-    conn.execute("BEGIN IMMEDIATE")
+    """BEGIN IMMEDIATE … COMMIT, rolled back whole on any error.
+
+    Inside an open transaction (a job the service runs in a group commit) it is a
+    savepoint instead: all or nothing the same, durable when the group commits.
+    """
+    nested = conn.in_transaction
+    conn.execute("SAVEPOINT nested" if nested else "BEGIN IMMEDIATE")
     try:
         yield
-        conn.execute("COMMIT")
+        conn.execute("RELEASE nested" if nested else "COMMIT")
     except BaseException:
         # SQLite rolls back by itself on some errors (SQLITE_FULL); a failed COMMIT
         # leaves the transaction open. Either way nothing of it may remain.
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            if nested:
+                conn.execute("ROLLBACK TO nested")
+                conn.execute("RELEASE nested")
+            else:
+                conn.execute("ROLLBACK")
         raise
 
 

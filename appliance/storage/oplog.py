@@ -49,19 +49,29 @@ def iter_ops(
     A register's own ops are written in HLC order, so for them this is also the
     order they were appended; ops merged from other registers slot in by time.
     """
-    for op_id, register_id, hlc, sale_id, kind, payload in conn.execute(
-        "SELECT op_id, register_id, hlc, sale_id, kind, payload FROM ops"
-        f" WHERE {where} ORDER BY hlc, op_id",
-        params,
+    for row in conn.execute(
+        f"SELECT {OP_COLUMNS} FROM ops WHERE {where} ORDER BY hlc, op_id", params
     ):
-        yield {
-            "op_id": op_id,
-            "register_id": register_id,
-            "hlc": hlc,
-            "sale_id": sale_id,
-            "kind": kind,
-            "payload": json.loads(payload),
-        }
+        yield op_from_row(row)
+
+
+OP_COLUMNS = "op_id, register_id, hlc, sale_id, kind, payload"
+
+
+def op_from_row(row: tuple[Any, ...]) -> Op:
+    """An op from a row of ``OP_COLUMNS`` (a leading ``seq`` column is kept as ``seq``)."""
+    *seq, op_id, register_id, hlc, sale_id, kind, payload = row
+    op: Op = {
+        "op_id": op_id,
+        "register_id": register_id,
+        "hlc": hlc,
+        "sale_id": sale_id,
+        "kind": kind,
+        "payload": json.loads(payload),
+    }
+    if seq:
+        op = {"seq": seq[0], **op}
+    return op
 
 
 def rebuild(conn: sqlite3.Connection) -> sqlite3.Connection:

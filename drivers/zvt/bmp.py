@@ -1,9 +1,12 @@
 """BMP fields: one byte naming the field, then fixed-length data or an LL/LLL length.
 
 LLVAR/LLLVAR lengths are written as FxFy / FxFyFz (each byte 0xF0 + one decimal
-digit). A BMP that is not in the table has an unknown length, so decoding stops there
-with an error naming the offset and the BMP; the TLV container (06) has its own BER
-length, and unknown TLV tags inside it are kept by their declared length.
+digit). A BMP that is not in the table is skipped by its declared length when one
+follows it (FxFy or FxFyFz, whichever reading lets the rest of the message decode;
+newer terminals add variable-length BMPs), and listed under ``unknown_bmps`` by number
+and length only. An unknown BMP without such a length cannot be skipped: decoding
+stops there with an error naming the offset and the BMP. The TLV container (06) has
+its own BER length, and unknown TLV tags inside it are kept by their declared length.
 
 Card data never leaves in the clear: tracks 1–3, CVV, PIN offset and chip EF_ID data
 decode to ``{"redacted": true, "length": n}``, the PAN (22) to ``pan_masked``.
@@ -17,7 +20,7 @@ from typing import Any
 
 from drivers.zvt.bcd import decode_bcd_digits, decode_bcd_int, encode_bcd
 from drivers.zvt.errors import ZvtDecodeError
-from drivers.zvt.pan import mask_pan_digits
+from drivers.zvt.pan import mask_pan_digits, scrub_hex
 from drivers.zvt.text import DEFAULT_ENCODING, decode_text, encode_text
 from drivers.zvt.tlv import TlvNode, decode_tlv, decode_tlv_length, encode_tlv_length, tlv_to_json
 
@@ -156,13 +159,13 @@ def _render(spec: BmpSpec, raw: bytes, offset: int, encoding: str) -> Any:
         return {"redacted": True, "length": len(raw)}
     if r == "totals":
         return decode_totals(raw, offset)
-    return raw.hex(" ").upper()
+    return scrub_hex(raw)
 
 
 def decode_totals(raw: bytes, offset: int = 0) -> dict[str, Any]:
     """Individual totals: receipt-no from/to (2+2 BCD), then 7 × (count 1, amount 6 BCD)."""
     if len(raw) != 4 + 7 * len(TOTALS_SCHEMES):
-        return {"hex": raw.hex(" ").upper()}
+        return {"hex": scrub_hex(raw)}
     out: dict[str, Any] = {
         "receipt_from": decode_bcd_int(raw[0:2], offset),
         "receipt_to": decode_bcd_int(raw[2:4], offset + 2),
@@ -194,6 +197,103 @@ class DecodedBmps:
     order: list[int]
 
 
+@dataclass(frozen=True)
+class _Field:
+    bmp: int
+    spec: BmpSpec | None  # None: an unknown BMP skipped by its declared length
+    start: int  # offset of the BMP byte in buf
+    data: int  # offset of the data in buf
+    n: int
+
+
+def _var_lengths(buf: bytes, pos: int) -> list[tuple[int, int]]:
+    """(data length, header size) readings of an unknown BMP's length: LL, then LLL."""
+    out: list[tuple[int, int]] = []
+    for digits in (2, 3):
+        head = buf[pos : pos + digits]
+        if len(head) == digits and all(b & 0xF0 == 0xF0 and b & 0x0F <= 9 for b in head):
+            n = int("".join(str(b & 0x0F) for b in head))
+            if pos + digits + n <= len(buf):
+                out.append((n, digits))
+    return out
+
+
+def _known_field(buf: bytes, pos: int, base: int) -> _Field:
+    start = pos
+    bmp = buf[pos]
+    spec = BMPS[bmp]
+    pos += 1
+    if spec.kind == TLV:
+        n, pos = decode_tlv_length(buf, pos, base)
+    elif spec.kind == LLVAR:
+        n, pos = _read_var_length(buf, pos, 2, base, bmp)
+    elif spec.kind == LLLVAR:
+        n, pos = _read_var_length(buf, pos, 3, base, bmp)
+    else:
+        n = spec.length
+    if pos + n > len(buf):
+        raise ZvtDecodeError(
+            base + start,
+            f"BMP {bmp:02X} ({spec.key}) needs {n} bytes but only {len(buf) - pos} remain",
+        )
+    return _Field(bmp, spec, start, pos, n)
+
+
+def _split_fields(buf: bytes, base: int) -> list[_Field]:
+    """Cut ``buf`` into fields. Known BMPs have one reading; an unknown BMP may be read
+    with an LL or an LLL length, so the reader backtracks to the other reading when the
+    rest does not decode. Positions known to fail are remembered, so the work stays
+    linear in the number of fields. The error reported is the first one met."""
+    fields: list[_Field] = []
+    # branch points: (index into fields, position of the unknown BMP, readings left)
+    branches: list[tuple[int, int, list[tuple[int, int]]]] = []
+    dead: set[int] = set()
+    first_error: ZvtDecodeError | None = None
+    pos = 0
+    while pos < len(buf):
+        error: ZvtDecodeError | None = None
+        if pos in dead:
+            error = first_error
+        elif buf[pos] in BMPS:
+            try:
+                f = _known_field(buf, pos, base)
+            except ZvtDecodeError as e:
+                error = e
+            else:
+                fields.append(f)
+                pos = f.data + f.n
+                continue
+        else:
+            readings = _var_lengths(buf, pos + 1)
+            if readings:
+                n, size = readings[0]
+                branches.append((len(fields), pos, readings[1:]))
+                fields.append(_Field(buf[pos], None, pos, pos + 1 + size, n))
+                pos = pos + 1 + size + n
+                continue
+            error = ZvtDecodeError(
+                base + pos,
+                f"unknown BMP 0x{buf[pos]:02X} with no FxFy/FxFyFz length after it: "
+                "its length is not known, so decoding stops here",
+            )
+        first_error = first_error or error
+        dead.add(pos)
+        while branches:  # backtrack to the last unknown BMP that has another reading
+            index, at, left = branches.pop()
+            del fields[index:]
+            if left:
+                n, size = left[0]
+                branches.append((index, at, left[1:]))
+                fields.append(_Field(buf[at], None, at, at + 1 + size, n))
+                pos = at + 1 + size + n
+                break
+            dead.add(at)
+        else:
+            assert first_error is not None
+            raise first_error
+    return fields
+
+
 def decode_bmps(
     buf: bytes,
     base: int = 0,
@@ -204,41 +304,19 @@ def decode_bmps(
     fields: dict[str, Any] = {}
     tlv: list[TlvNode] = []
     order: list[int] = []
-    pos = 0
-    while pos < len(buf):
-        start = pos
-        bmp = buf[pos]
-        pos += 1
-        spec = BMPS.get(bmp)
-        if spec is None:
-            raise ZvtDecodeError(
-                base + start,
-                f"unknown BMP 0x{bmp:02X}: its length is not known, so decoding stops here",
-            )
-        if spec.kind == TLV:
-            n, pos = decode_tlv_length(buf, pos, base)
-        elif spec.kind == LLVAR:
-            n, pos = _read_var_length(buf, pos, 2, base, bmp)
-        elif spec.kind == LLLVAR:
-            n, pos = _read_var_length(buf, pos, 3, base, bmp)
-        else:
-            n = spec.length
-        if pos + n > len(buf):
-            raise ZvtDecodeError(
-                base + start,
-                f"BMP {bmp:02X} ({spec.key}) needs {n} bytes but only {len(buf) - pos} remain",
-            )
-        raw = bytes(buf[pos : pos + n])
+    for f in _split_fields(buf, base):
+        raw = bytes(buf[f.data : f.data + f.n])
         if on_field is not None:
-            on_field(bmp, raw)
-        if spec.kind == TLV:
-            nodes = decode_tlv(raw, base + pos)
-            tlv.extend(nodes)
+            on_field(f.bmp, raw)
+        order.append(f.bmp)
+        if f.spec is None:
+            # Number and length only: an unknown field may hold card data.
+            fields.setdefault("unknown_bmps", []).append({"bmp": f"{f.bmp:02X}", "length": f.n})
+        elif f.spec.kind == TLV:
+            tlv.extend(decode_tlv(raw, base + f.data))
             fields["tlv"] = tlv_to_json(tlv, encoding)
         else:
-            fields[spec.key] = _render(spec, raw, base + pos, encoding)
-        order.append(bmp)
-        pos += n
+            fields[f.spec.key] = _render(f.spec, raw, base + f.data, encoding)
     return DecodedBmps(fields, tlv, order)
 
 

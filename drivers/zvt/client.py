@@ -42,6 +42,17 @@ REJECTED = "rejected"  # the terminal refused the command itself (84 xx)
 
 RESULT_ABORTED = 0x6C
 
+# EMV POS entry mode (tag 9F39) → how the card was read.
+ENTRY_MODES = {
+    0x01: "keyed",
+    0x02: "swipe",
+    0x05: "chip",
+    0x07: "contactless",
+    0x80: "swipe",  # magnetic stripe after a failed chip read (fallback)
+    0x90: "swipe",
+    0x91: "contactless",  # contactless in magnetic-stripe mode
+}
+
 
 @dataclass(frozen=True)
 class IntermediateStatus:
@@ -77,8 +88,13 @@ class TransactionResult:
     card_name: str | None = None
     pan_masked: str | None = None
     additional_text: str | None = None
+    auth_code: str | None = None  # BMP 3B, the authorisation attribute printed on slips
+    entry_mode: str | None = None  # chip | contactless | swipe | keyed (EMV tag 9F39)
     offline: bool = False
+    completed: bool = False  # the terminal ended with completion (06 0F), not abort
     status_info: dict[str, Any] = field(default_factory=dict)
+    # Every status information in order: one per stored payment for 06 51.
+    status_infos: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[IntermediateStatus] = field(default_factory=list)
     receipts: list[SlipReceipt] = field(default_factory=list)
     totals: dict[str, Any] | None = None
@@ -199,6 +215,11 @@ class ZvtClient:
         """The last transaction again (result, receipt no, amount): resolves unknown payments."""
         return await self._run(m.repeat_receipt(self.password))
 
+    async def send_offline(self) -> TransactionResult:
+        """06 51: the terminal submits its stored offline payments and reports each one
+        (``status_infos``: receipt_no, trace, amount_minor, result_code from the host)."""
+        return await self._run(m.send_offline_transactions(self.password))
+
     async def diagnosis(self) -> TransactionResult:
         return await self._run(m.diagnosis())
 
@@ -306,6 +327,7 @@ class ZvtClient:
             return False
         await self._ack()
         if ctl == (0x04, 0x0F):
+            res.status_infos.append(dict(msg.fields))
             res.status_info.update(msg.fields)
             self._copy_fields(res, msg)
             return False
@@ -323,7 +345,11 @@ class ZvtClient:
             return False
         if ctl == (0x06, 0x0F):
             self._copy_fields(res, msg)
-            code = res.status_info.get("result_code", msg.fields.get("result_code", 0))
+            res.completed = True
+            if res.command == "06 51":  # each status information is one stored payment
+                code = msg.fields.get("result_code", 0)
+            else:
+                code = res.status_info.get("result_code", msg.fields.get("result_code", 0))
             self._finish(res, APPROVED if code == 0 else DECLINED, code)
             return True
         if ctl == (0x06, 0x1E):
@@ -338,11 +364,16 @@ class ZvtClient:
         for key in _COPY_KEYS:
             if key in msg.fields:
                 setattr(res, key, msg.fields[key])
+        if "aid" in msg.fields:
+            res.auth_code = msg.fields["aid"]
         if "individual_totals" in msg.fields:
             res.totals = msg.fields["individual_totals"]
         online = find_tag(msg.tlv, 0x1F11)
         if online is not None and online.value[:1] == b"\x00":
             res.offline = True
+        entry = find_tag(msg.tlv, 0x9F39)
+        if entry is not None and entry.value:
+            res.entry_mode = ENTRY_MODES.get(entry.value[0], f"other ({entry.value[0]:02X})")
 
     def _finish(self, res: TransactionResult, outcome: str, code: int) -> None:
         res.receipts = [r for r in res.receipts if r.lines]

@@ -36,6 +36,7 @@ NAMES: dict[tuple[int, int], str] = {
     (0x06, 0x30): "reversal",
     (0x06, 0x31): "refund",
     (0x06, 0x50): "end-of-day",
+    (0x06, 0x51): "send offline transactions",
     (0x06, 0x70): "diagnosis",
     (0x06, 0xB0): "abort request",
     (0x06, 0xD1): "print line",
@@ -45,6 +46,16 @@ NAMES: dict[tuple[int, int], str] = {
     (0x04, 0xFF): "intermediate status",
     (0x80, 0x00): "positive acknowledgement",
 }
+
+# Commands whose data starts with the 3-byte password, then BMPs.
+PASSWORD_FIRST = (
+    (0x06, 0x30),
+    (0x06, 0x31),
+    (0x05, 0x01),
+    (0x06, 0x50),
+    (0x06, 0x51),
+    (0x06, 0x20),
+)
 
 # Config byte of the registration: what the register takes over from the terminal.
 CONFIG_RECEIPT_PAYMENT = 0x02  # register prints the payment receipt (print lines)
@@ -130,6 +141,15 @@ def abort_request() -> Apdu:
 
 def end_of_day(password: str) -> Apdu:
     return Apdu(0x06, 0x50, _password(password))
+
+
+def send_offline_transactions(password: str) -> Apdu:
+    """06 51: the terminal submits the payments it stored while its host was offline
+    and reports each stored payment of the current batch (status information per
+    payment: receipt number, trace, amount, the host's result code), then completes.
+    Submitting is once per payment inside the terminal, so repeating the command
+    never charges twice; it only reports again."""
+    return Apdu(0x06, 0x51, _password(password))
 
 
 def diagnosis() -> Apdu:
@@ -267,7 +287,7 @@ def decode_message(apdu: Apdu, encoding: str = DEFAULT_ENCODING, base: int = 3) 
         elif rest:
             _bmps_into(out, rest, base + 4, encoding)
         return out
-    if ctl in ((0x06, 0x30), (0x06, 0x31), (0x05, 0x01), (0x06, 0x50), (0x06, 0x20)):
+    if ctl in PASSWORD_FIRST:
         need(3, "a 3-byte password")
         out.fields["password"] = decode_bcd_digits(data[:3], base)
         _bmps_into(out, data[3:], base + 3, encoding)

@@ -64,3 +64,22 @@ def scrub_pans(text: str) -> str:
         return "".join(next(masked) if ch.isdigit() else ch for ch in s)
 
     return _GROUPED.sub(repl, text)
+
+
+def scrub_hex(raw: bytes) -> str:
+    """Upper-case hex of ``raw`` with card numbers hidden: every 13–19 decimal nibbles that
+    pass the Luhn check and do not start with 0 (a PAN in packed BCD inside a field shown
+    as hex) are masked as
+    ``mask_pan_digits`` masks them, e.g. ``54 13 33 ** ** ** 00 11``."""
+    nibbles = list(raw.hex().upper())
+    i = 0
+    while i <= len(nibbles) - 13:
+        for length in range(min(19, len(nibbles) - i), 12, -1):
+            run = "".join(nibbles[i : i + length])
+            if run.isdigit() and run[0] != "0" and luhn_ok(run):
+                nibbles[i : i + length] = list(mask_pan_digits(run))
+                i += length
+                break
+        else:
+            i += 1
+    return " ".join("".join(nibbles[k : k + 2]) for k in range(0, len(nibbles), 2))

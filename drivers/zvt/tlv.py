@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.zvt.errors import ZvtDecodeError
-from drivers.zvt.pan import mask_pan_digits
+from drivers.zvt.pan import mask_pan_digits, scrub_hex
 from drivers.zvt.text import DEFAULT_ENCODING, decode_text
 
 MAX_DEPTH = 16
@@ -52,6 +52,8 @@ TAG_NAMES: dict[int, tuple[str, str]] = {
     0x9F1F: ("track 1 discretionary data", "redact"),
     0x9F20: ("track 2 discretionary data", "redact"),
     0x99: ("PIN data", "redact"),
+    # How the card was read (EMV POS entry mode, n2): 05 chip, 07 contactless, …
+    0x9F39: ("POS entry mode", "int"),
 }
 
 
@@ -192,7 +194,7 @@ def tlv_to_json(nodes: list[TlvNode], encoding: str = DEFAULT_ENCODING) -> list[
             item["pan_masked"] = mask_pan_digits(node.value.hex().upper())
         else:
             item["length"] = len(node.value)
-            item["hex"] = node.value.hex(" ").upper()
+            item["hex"] = scrub_hex(node.value)
             if how == "text":
                 item["text"] = decode_text(node.value, encoding)
             elif how == "int" and 0 < len(node.value) <= 8:

@@ -1,4 +1,5 @@
-"""Links to a ZVT terminal: TCP (plain APDUs) and serial (DLE/CRC frames with ACK/NAK).
+"""Links to a ZVT terminal: TCP (plain APDUs) and serial (DLE/CRC frames with ACK/NAK;
+the port opened and configured with pyserial, then driven by the event loop).
 
 Timeouts (``ZvtTimeouts``, all configurable; defaults follow the ZVT specification and
 the values common implementations use):
@@ -27,6 +28,7 @@ import termios
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.zvt.apdu import total_size
 from drivers.zvt.errors import ZvtConnectionLost, ZvtProtocolError, ZvtTimeout
@@ -277,7 +279,7 @@ class SerialTransport(ZvtTransport):
     A background task reads the line: good frames are ACKed and queued, frames with a
     bad CRC are NAKed (the peer repeats them), ACK/NAK bytes go to the sender.
     Fault hooks for the simulator: ``tx_mangle(frame, attempt)`` rewrites outgoing
-    frames, ``force_nak`` NAKs that many good incoming frames.
+    frames, ``nak_hook()`` returning True NAKs the good incoming frame at hand.
     """
 
     kind = "serial"
@@ -297,7 +299,7 @@ class SerialTransport(ZvtTransport):
         self._write_lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self.tx_mangle: Callable[[bytes, int], bytes] | None = None
-        self.force_nak = 0
+        self.nak_hook: Callable[[], bool] | None = None
         self.muted = False  # a pulled cable: incoming bytes are dropped, nothing is ACKed
         self.naks_sent = 0
         self.naks_received = 0
@@ -340,8 +342,7 @@ class SerialTransport(ZvtTransport):
 
     async def _dispatch(self, ev: object) -> None:
         if isinstance(ev, Frame):
-            if self.force_nak > 0:
-                self.force_nak -= 1
+            if self.nak_hook is not None and self.nak_hook():
                 self.naks_sent += 1
                 await self._write(bytes([NAK]))
                 return
@@ -428,21 +429,47 @@ async def open_tcp(
     return TcpTransport(SocketStream(reader, writer), timeouts, trace)
 
 
+class SerialPortStream(FdStream):
+    """A serial port opened and configured by pyserial, read and written on the loop."""
+
+    def __init__(self, port: Any) -> None:
+        super().__init__(port.fileno(), owns_fd=False)
+        self.port = port
+
+    async def close(self) -> None:
+        await super().close()
+        self.port.close()
+
+
+def open_port(path: str, baudrate: int) -> Any:
+    import serial
+
+    return serial.Serial(
+        path,
+        baudrate=baudrate,
+        bytesize=serial.EIGHTBITS,
+        parity=serial.PARITY_NONE,
+        stopbits=serial.STOPBITS_TWO,  # ZVT's classic 8N2
+        timeout=0,
+        exclusive=True,  # one register per terminal line
+    )
+
+
 async def open_serial(
     path: str,
     baudrate: int = 9600,
     timeouts: ZvtTimeouts | None = None,
     trace: TraceHook | None = None,
 ) -> SerialTransport:
+    """The terminal on a serial line (pyserial: raw 8N2 at ``baudrate``, held exclusively)."""
+    import serial
+
+    if baudrate not in _BAUD:
+        raise ValueError(f"unsupported baud rate {baudrate}; use one of {sorted(_BAUD)}")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError as e:
+        port = await asyncio.to_thread(open_port, path, baudrate)
+    except (serial.SerialException, OSError) as e:
         raise ZvtConnectionLost(f"cannot open serial line {path}: {e}") from e
-    try:
-        configure_serial(fd, baudrate)
-    except (termios.error, ValueError):
-        os.close(fd)
-        raise
-    t = SerialTransport(FdStream(fd), timeouts, trace, baudrate=baudrate)
+    t = SerialTransport(SerialPortStream(port), timeouts, trace, baudrate=baudrate)
     t.start()
     return t

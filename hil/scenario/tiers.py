@@ -68,9 +68,13 @@ class Tier:
     async def stop(self) -> None:
         raise NotImplementedError
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async def request(
+        self, method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> tuple[int, Any]:
         """The register's HTTP API, as the sell screen uses it (``self.client``)."""
         kwargs: Doc = {}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
         if isinstance(body, str):
             kwargs["content"] = body
         elif body is not None:
@@ -167,6 +171,39 @@ class Tier:
         self.sale_open = sale["status"] == "open"
         return {"status": sale["status"], "change_minor": sale["totals"]["change"]}
 
+    async def step_pay_card(self, step: Step) -> Any:
+        """A card payment through the register's payment path, on its simulated terminal:
+        the step's value is the terminal's scripted outcome (hil/zvt_sim/script.py)."""
+        sale = await self._sale()
+        amount = int(step.options.get("amount_minor", sale["totals"]["due"]))
+        status, data = await self.request(
+            "POST", "/api/payments/simulator", {"cmd": "outcome", "spec": step.value}
+        )
+        if status != 200 or not data.get("ok"):
+            raise StepFailed(f"cannot script the register's simulated terminal: {data}")
+        wait = step.timeout_s
+        status, data = await self.request(
+            "POST",
+            f"/api/sales/{sale['id']}/payments?wait={wait:g}",
+            {"amount_minor": amount},
+            timeout=wait + 5,
+        )
+        if status >= 400:
+            self.last_error = data.get("error") if isinstance(data, dict) else {"message": data}
+            return {"refused": self.last_error}
+        if data["state"] in ("requested", "in_progress"):
+            raise StepFailed(
+                f"the card payment timed out after {wait:g} s: still {data['state']} "
+                f"({data['status_text']})"
+            )
+        if data["state"] != "approved":
+            self.last_error = {"code": f"card_{data['state']}", "message": data["message"]}
+            return {"outcome": data["state"], "result_code": data["result_code"]}
+        self.last_error = None
+        sale = await self._sale()
+        self.sale_open = sale["status"] == "open"
+        return {"outcome": "approved", "status": sale["status"]}
+
     async def step_park(self, step: Step) -> Any:
         sale = await self._sale()
         await self._ok("POST", f"/api/sales/{sale['id']}/park", {"name": step.value})
@@ -209,15 +246,13 @@ class Tier:
 
 
 class InProcessTier(Tier):
-    """The register's service and API in this process (ASGI, no socket), real SQLite."""
+    """The register's app in this process (ASGI, no socket) with its whole start and
+    stop (the features' hooks run: the simulated card terminal), real SQLite."""
 
     name = "inprocess"
 
     async def start(self) -> None:
-
-        from appliance.api import create_app
         from appliance.config import config_from_dict
-        from appliance.service import RegisterService
 
         self.folder = Path(tempfile.mkdtemp(prefix="hil-inprocess-"))
         cfg: Doc = {"register": {"data_dir": str(self.folder / "data")}}
@@ -225,81 +260,40 @@ class InProcessTier(Tier):
         for section, values in self.scenario.setup.get("config", {}).items():
             cfg.setdefault(section, {}).update(values)
         self.config = config_from_dict(cfg)
-        self.service = RegisterService(self.config)
-        await self.service.start()
-        self.client = await self._client(create_app(self.config, self.service))
-        self.terminal: Any = None
+        await self._open()
         await self._setup()
+
+    async def _open(self) -> None:
+        import contextlib
+
+        import httpx
+
+        from appliance.api import create_app
+
+        app = create_app(self.config)
+        self.stack = contextlib.AsyncExitStack()
+        await self.stack.enter_async_context(app.router.lifespan_context(app))
+        self.service = app.state.service
+        # A machine client, as every client of the API: the token the register made
+        # in its data folder when it opened.
+        from appliance.auth.tokens import bearer_headers
+
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://register",
+            headers=bearer_headers(self.config.data_dir),
+        )
 
     async def stop(self) -> None:
         await self.client.aclose()
-        await self.service.stop()
-        if self.terminal is not None:
-            self.terminal[1].close()
+        await self.stack.aclose()
 
     async def step_power_cut(self, step: Step) -> Any:
-        # In-process the closest to a cut is dropping the service and opening the
+        # In-process the closest to a cut is stopping the register and opening the
         # same file again; the virtual tier does a real SIGKILL.
-        from appliance.service import RegisterService
-
-        await self.service.stop()
-        self.service = RegisterService(self.config)
-        await self.service.start()
-        from appliance.api import create_app
-
-        await self.client.aclose()
-        self.client = await self._client(create_app(self.config, self.service))
+        await self.stop()
+        await self._open()
         return {"restarted": True}
-
-    async def _client(self, app: Any) -> Any:
-        """An ASGI client acting with the machine token, as every machine client does.
-
-        The service was started here, not by the app's lifespan, so the token is made
-        (or read) on the register's thread first; it is the same data-folder token.
-        """
-        import httpx
-
-        from appliance.auth.tokens import ensure_machine_token
-
-        token = await self.service.call(ensure_machine_token, self.config.data_dir)
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://register",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-
-    async def step_pay_card(self, step: Step) -> Any:
-        from drivers.zvt.client import ZvtClient
-        from drivers.zvt.transport import ZvtTimeouts, open_tcp
-        from hil.zvt_sim.script import parse_outcome
-        from hil.zvt_sim.server import bound_address, serve_tcp
-        from hil.zvt_sim.terminal import SimTerminal
-
-        if self.terminal is None:
-            sim = SimTerminal()
-            server, _recorder = await serve_tcp(sim, "127.0.0.1", 0)
-            self.terminal = (sim, server)
-        sim, server = self.terminal
-        sim.outcomes.append(parse_outcome(step.value))
-        sale = await self._sale()
-        amount = int(step.options.get("amount_minor", sale["totals"]["due"]))
-        host, port = bound_address(server)
-        client = ZvtClient(await open_tcp(host, port, ZvtTimeouts(t3=5, t4=step.timeout_s)))
-        try:
-            result = await client.authorize(amount)
-        finally:
-            await client.close()
-        if result.outcome != "approved":
-            self.last_error = {"code": f"card_{result.outcome}", "message": str(result.message)}
-            return {"outcome": result.outcome, "result_code": result.result_code}
-        ref = f"zvt receipt {result.receipt_no}"
-        sale = await self._ok(
-            "POST",
-            f"/api/sales/{sale['id']}/tenders",
-            {"kind": "card", "amount_minor": amount, "reference": ref},
-        )
-        self.sale_open = sale["status"] == "open"
-        return {"outcome": "approved", "status": sale["status"]}
 
     async def step_expect_db(self, step: Step) -> Any:
         from appliance.register import Register

@@ -5,9 +5,10 @@ terminal takes them in order from its queue and falls back to its default
 (approve). ``parse_outcome`` reads the CLI/control-channel spelling:
 
     approve | decline[:CODE] | abort | no-answer | hang | disconnect[:after-approval]
-    optional ",pin=SECONDS" (PIN entry delay with intermediate statuses) and
-    ",ignore-abort" (the terminal ignores 06 B0 from the register), e.g.
-    "decline:05,pin=1.5" or "approve,pin=0.3,ignore-abort".
+    optional ",pin=SECONDS" (PIN entry delay with intermediate statuses),
+    ",ignore-abort" (the terminal ignores 06 B0 from the register) and
+    ",entry=chip|contactless|swipe|keyed" (how the customer presents the card), e.g.
+    "decline:05,pin=1.5", "approve,pin=0.3,ignore-abort" or "approve,entry=swipe".
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 KINDS = ("approve", "decline", "abort", "no-answer", "hang", "disconnect")
+ENTRY_MODES = ("chip", "contactless", "swipe", "keyed")
 
 
 @dataclass
@@ -25,10 +27,15 @@ class Outcome:
     status_interval: float = 0.1
     ignore_abort: bool = False
     disconnect_after_approval: bool = False  # disconnect: the host approved, result lost
+    entry_mode: str | None = None  # None: the terminal's test card's own entry mode
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown outcome {self.kind!r}; use one of {', '.join(KINDS)}")
+        if self.entry_mode is not None and self.entry_mode not in ENTRY_MODES:
+            raise ValueError(
+                f"unknown entry mode {self.entry_mode!r}; use one of {', '.join(ENTRY_MODES)}"
+            )
         if not 0 <= self.result_code <= 0xFF:
             raise ValueError(f"result code {self.result_code} is not a byte")
 
@@ -56,6 +63,8 @@ def parse_outcome(spec: str) -> Outcome:
             out.status_interval = float(val)
         elif key == "ignore-abort":
             out.ignore_abort = True
+        elif key == "entry":
+            out.entry_mode = val
         else:
             raise ValueError(f"unknown outcome option {key!r}")
     out.__post_init__()

@@ -10,9 +10,18 @@ Python API (tests script it directly; the control channel in server.py maps to i
     sim.faults.corrupt = 1              # serial: next frame with a bad CRC
 
 Each payment takes the next scripted Outcome (default: approve). The terminal keeps
-a journal (receipt no, trace, amount, result, masked PAN, offline/forwarded state)
-that answers reversal, repeat receipt (the last transaction), status enquiry and
-end-of-day. Only the masked PAN (E nibbles) ever goes on the wire.
+a journal (receipt no, trace, amount, result, masked PAN, entry mode, offline and
+forwarded state) that answers reversal, repeat receipt (the last transaction), status
+enquiry, send offline transactions (06 51) and end-of-day. Only the masked PAN (E
+nibbles) ever goes on the wire.
+
+Store-and-forward: with the host link down, a payment within ``limits`` (amount,
+count, total, entry modes) is approved offline and stored; any other is declined with
+``limits.decline_code``. Stored payments are submitted to the host once each (when
+the link returns, on 06 51 or at end-of-day), taking their result from
+``forward_results`` (default: approved); ``forwarded`` lists every submission, so a
+test can see that nothing was submitted twice. A stored payment that is reversed
+before it was submitted is cancelled in the terminal and never submitted.
 """
 
 from __future__ import annotations
@@ -52,6 +61,10 @@ STATUS_WATCH_PIN_PAD = 0x01
 STATUS_WAIT_HOST = 0x04
 STATUS_PLEASE_WAIT = 0x0E
 STATUS_REMOVE_CARD = 0x0B
+STATUS_POST_BOOKINGS = 0x06
+
+# EMV POS entry mode (tag 9F39) of each way to present a card.
+POS_ENTRY_MODE = {"chip": 0x05, "contactless": 0x07, "swipe": 0x90, "keyed": 0x01}
 
 _SCHEME = {5: "girocard", 2: "girocard", 6: "eurocard", 10: "visa"}
 
@@ -69,6 +82,7 @@ class Txn:
     card_name: str
     card_type: int
     when: str
+    entry_mode: str = "chip"
     offline: bool = False
     forward_result: int | None = None
     reversed: bool = False
@@ -114,6 +128,12 @@ class SimTerminal:
     print_blocks: bool = False  # 06 D3 text blocks instead of 06 D1 lines
     vu_number: str = "VU0000000000001"
     leak_clear_pan: bool = False  # a misbehaving terminal: clear PAN in BMP 22 and on slips
+    # Submit stored offline payments as soon as the host link returns (False: only
+    # when the register asks with 06 51, or at end-of-day).
+    forward_on_reconnect: bool = True
+    # Drop the link right after submitting stored payments, this many times (the
+    # register must ask again and must not cause a second submission).
+    drop_after_forward: int = 0
 
     def __post_init__(self) -> None:
         self.outcomes: deque[Outcome] = deque()
@@ -139,10 +159,12 @@ class SimTerminal:
     def set_host_online(self, online: bool) -> list[dict[str, Any]]:
         """Switch the host link; going online forwards pending offline approvals."""
         self.host_online = online
-        return self.forward_pending() if online else []
+        return self.forward_pending() if online and self.forward_on_reconnect else []
 
     def pending_forward(self) -> list[Txn]:
-        return [t for t in self.journal if t.offline and t.forward_result is None]
+        return [
+            t for t in self.journal if t.offline and t.forward_result is None and not t.reversed
+        ]
 
     def forward_pending(self) -> list[dict[str, Any]]:
         if not self.host_online:
@@ -184,9 +206,9 @@ class SimTerminal:
         self.sessions += 1
         if isinstance(t, SerialTransport):
             t.tx_mangle = self._mangle
+            t.nak_hook = self._take_nak
         try:
             while True:
-                self._arm_faults(t)
                 raw = await t.receive(None)
                 try:
                     apdu = decode_apdu(raw)
@@ -214,10 +236,12 @@ class SimTerminal:
             with contextlib.suppress(Exception):
                 await t.close()
 
-    def _arm_faults(self, t: ZvtTransport) -> None:
-        if isinstance(t, SerialTransport) and self.faults.nak:
-            t.force_nak += self.faults.nak
-            self.faults.nak = 0
+    def _take_nak(self) -> bool:
+        """Serial fault: NAK this good frame from the register (``faults.nak`` times)."""
+        if self.faults.nak > 0:
+            self.faults.nak -= 1
+            return True
+        return False
 
     def _mangle(self, frame: bytes, attempt: int) -> bytes:
         f = self.faults
@@ -250,8 +274,8 @@ class SimTerminal:
     async def _dispatch(self, t: ZvtTransport, apdu: Apdu, msg: Decoded) -> None:
         ctl = apdu.control
         f = msg.fields
-        needs_password = ((0x06, 0x00), (0x06, 0x30), (0x06, 0x31), (0x05, 0x01), (0x06, 0x50))
-        if ctl in (*needs_password, (0x06, 0x20)) and f.get("password") != self.password:
+        needs_password = ((0x06, 0x00), *m.PASSWORD_FIRST)
+        if ctl in needs_password and f.get("password") != self.password:
             await t.send(m.nak(0x83).encode())
             return
         if ctl == (0x06, 0x00):
@@ -274,6 +298,8 @@ class SimTerminal:
             await self._reversal(t, f.get("receipt_no"))
         elif ctl == (0x06, 0x50):
             await self._end_of_day(t)
+        elif ctl == (0x06, 0x51):
+            await self._send_offline(t)
         elif ctl == (0x05, 0x01):
             await t.send(m.ack().encode())
             await self._tell(t, m.status_information(*self._status_bmps()))
@@ -329,7 +355,14 @@ class SimTerminal:
             bmps.insert(9, bmp_fixed(0x3B, f"{x.trace:06d}  ".encode()[:8]))
         if x.offline:
             bmps.append(bmp_text(0x3C, "OFFLINE - wird nachgereicht", self.encoding))
-        bmps.append(bmp_tlv([primitive(0x1F11, bytes([0 if x.offline else 1]))]))
+        bmps.append(
+            bmp_tlv(
+                [
+                    primitive(0x1F11, bytes([0 if x.offline else 1])),
+                    primitive(0x9F39, bytes([POS_ENTRY_MODE[x.entry_mode]])),
+                ]
+            )
+        )
         return bmps
 
     def _slip(self, x: Txn) -> list[str]:
@@ -362,7 +395,9 @@ class SimTerminal:
             attr = 0x80 if i == len(lines) - 1 else 0x00
             await self._tell(t, m.print_line(line, attr, self.encoding))
 
-    def _new_txn(self, kind: str, amount: int, currency: int, code: int) -> Txn:
+    def _new_txn(
+        self, kind: str, amount: int, currency: int, code: int, entry_mode: str | None = None
+    ) -> Txn:
         self.trace_no += 1
         self.receipt_no += 1
         self.turnover_no += 1
@@ -378,13 +413,14 @@ class SimTerminal:
             card_name=self.card.card_name,
             card_type=self.card.card_type,
             when=datetime.now().replace(microsecond=0).isoformat(),
+            entry_mode=entry_mode or self.card.entry_mode,
         )
 
-    def _offline_allowed(self, amount: int) -> bool:
+    def _offline_allowed(self, amount: int, entry_mode: str) -> bool:
         lim = self.limits
         pending = self.pending_forward()
         return (
-            self.card.entry_mode in lim.entry_modes
+            entry_mode in lim.entry_modes
             and amount <= lim.max_amount
             and len(pending) < lim.max_count
             and sum(p.amount_minor for p in pending) + amount <= lim.max_total
@@ -398,10 +434,11 @@ class SimTerminal:
         await t.send(m.ack().encode())
         if out.kind == "hang":
             return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + out.pin_delay
+        register_gone = False
         try:
             await self._tell(t, m.intermediate_status(STATUS_INSERT_CARD), abortable=True)
-            loop = asyncio.get_running_loop()
-            end = loop.time() + out.pin_delay
             while loop.time() < end:
                 await self._tell(t, m.intermediate_status(STATUS_WATCH_PIN_PAD), abortable=True)
                 await asyncio.sleep(min(out.status_interval, max(0.0, end - loop.time())))
@@ -420,18 +457,31 @@ class SimTerminal:
             else:
                 await self._tell(t, m.terminal_abort(0x6C))
                 return
+        except (_RegisterGone, ZvtConnectionLost):
+            # Like a real terminal: the customer finishes at the terminal and the host
+            # is asked, even though the register is gone; the register has to find out.
+            log.info("sim: the register vanished during the %s; finishing it anyway", kind)
+            if out.kind == "abort":
+                return
+            register_gone = True
+            await asyncio.sleep(max(0.0, end - loop.time()))
         offline = False
+        entry_mode = out.entry_mode or self.card.entry_mode
         if out.kind == "decline":
             code = out.result_code
         elif self.host_online:
             code = 0x00
-        elif kind == "payment" and self._offline_allowed(amount):
+        elif kind == "payment" and self._offline_allowed(amount, entry_mode):
             code, offline = 0x00, True
         else:
             code = self.limits.decline_code
-        x = self._new_txn(kind, amount, currency, code)
+        x = self._new_txn(kind, amount, currency, code, entry_mode)
         x.offline = offline
         self.journal.append(x)
+        if register_gone:
+            if isinstance(t, SerialTransport):
+                return  # the line stays; the next command may come
+            raise ZvtConnectionLost("the register closed the connection mid-payment")
         if out.kind == "disconnect":
             raise _Disconnect()
         await self._tell(t, m.status_information(*self._txn_bmps(x)))
@@ -452,11 +502,12 @@ class SimTerminal:
         if orig.reversed:
             await self._tell(t, m.terminal_abort(0xB4))
             return
-        if not self.host_online:
+        stored = orig.offline and orig.forward_result is None
+        if not self.host_online and not stored:  # a stored payment is cancelled locally
             await self._tell(t, m.terminal_abort(self.limits.decline_code))
             return
         orig.reversed = True
-        x = self._new_txn("reversal", orig.amount_minor, orig.currency, 0)
+        x = self._new_txn("reversal", orig.amount_minor, orig.currency, 0, orig.entry_mode)
         x.original_receipt = orig.receipt_no
         self.journal.append(x)
         await self._tell(t, m.status_information(*self._txn_bmps(x), bmp_bcd(0x37, orig.trace)))
@@ -475,6 +526,36 @@ class SimTerminal:
             await self._tell(t, m.completion())
         else:
             await self._tell(t, m.terminal_abort(x.result_code))
+
+    async def _send_offline(self, t: ZvtTransport) -> None:
+        """06 51: submit stored payments (each once), then report every stored payment
+        of this batch with the host's result (BMP 27)."""
+        await t.send(m.ack().encode())
+        if not self.host_online:
+            await self._tell(t, m.terminal_abort(self.limits.decline_code))
+            return
+        if self.pending_forward():
+            await self._tell(t, m.intermediate_status(STATUS_POST_BOOKINGS))
+            self.forward_pending()
+            if self.drop_after_forward > 0:
+                self.drop_after_forward -= 1
+                raise _Disconnect()
+        for x in self.batch():
+            if x.kind != "payment" or not x.offline or x.reversed or x.forward_result is None:
+                continue
+            await self._tell(
+                t,
+                m.status_information(
+                    bmp_byte(0x27, x.forward_result),
+                    bmp_bcd(0x04, x.amount_minor),
+                    bmp_bcd(0x49, x.currency),
+                    bmp_bcd(0x0B, x.trace),
+                    bmp_pan_masked(x.pan_masked.replace("*", "E")),
+                    bmp_bcd(0x29, self.terminal_id),
+                    bmp_bcd(0x87, x.receipt_no),
+                ),
+            )
+        await self._tell(t, m.completion(bmp_byte(0x27, 0x00)))
 
     def batch(self) -> list[Txn]:
         return [x for x in self.journal if x.receipt_no >= self.batch_from]
