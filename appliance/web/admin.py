@@ -48,7 +48,25 @@ def _admin(request: Request, section: str, template: str, **context: Any) -> Res
 @router.get("", response_class=HTMLResponse)
 async def status(request: Request) -> Response:
     info: Doc = await _svc(request).call(screen_data.status)
-    return _admin(request, "status", "admin/status.html", info=info)
+    return _admin(request, "status", "admin/status.html", info=info, sync=await _sync(request))
+
+
+async def _sync(request: Request) -> Doc | None:
+    """The back office link as the status page shows it (None without sync)."""
+    engine = getattr(request.app.state, "sync", None)
+    if engine is None:
+        return None
+    from appliance.sync import outbox
+    from appliance.sync import reset as reset_data
+
+    def read(register: Register) -> Doc:
+        return {
+            **outbox.contract(register.conn, register.register_id, engine.link.online),
+            "reset": reset_data.preview(register),
+        }
+
+    found: Doc = await _svc(request).call(read)
+    return {**found, "paired": engine.client is not None, "link": engine.link.as_dict()}
 
 
 @router.get("/registers", response_class=HTMLResponse)
@@ -63,7 +81,11 @@ async def peripherals(request: Request) -> Response:
 
     manager = getattr(request.app.state, "scanners", None)
     scanners = scanners_status(manager) if manager is not None else []
-    return _admin(request, "peripherals", "admin/peripherals.html", scanners=scanners)
+    service = getattr(request.app.state, "payments", None)
+    terminal = await service.terminal_status() if service is not None else None
+    return _admin(
+        request, "peripherals", "admin/peripherals.html", scanners=scanners, terminal=terminal
+    )
 
 
 @router.get("/sales", response_class=HTMLResponse)
@@ -116,7 +138,9 @@ async def z_report(request: Request, number: int) -> Response:
 
 @router.get("/payments", response_class=HTMLResponse)
 async def payments(request: Request) -> Response:
-    return _admin(request, "payments", "admin/payments.html")
+    service = getattr(request.app.state, "payments", None)
+    overview = await service.offline_overview() if service is not None else None
+    return _admin(request, "payments", "admin/payments.html", overview=overview)
 
 
 @router.get("/catalog", response_class=HTMLResponse)

@@ -31,11 +31,12 @@ def _register_banners(register: Register) -> list[Doc]:
         " WHERE kind = 'catalog.import' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     if row is not None and row[0] != register.register_id:
+        by = "the back office" if row[0] == "bo" else f"register {row[0]}"
         out.append(
             {
                 "level": "info",
                 "id": "catalog-updated",
-                "text": f"Catalog updated by {row[0]} ({row[1]} products).",
+                "text": f"Catalog updated by {by} ({row[1]} products).",
             }
         )
     return out
@@ -51,7 +52,67 @@ def _scanner_banners(request: Request) -> list[Doc]:
     ]
 
 
+async def _sync_banners(request: Request) -> list[Doc]:
+    """Offline (with what waits to be sent) and "synced by <user>" (appliance/sync)."""
+    engine = getattr(request.app.state, "sync", None)
+    if engine is None:
+        return []
+    from appliance.sync import outbox
+    from appliance.sync.link import link_for
+
+    out: list[Doc] = []
+    link = link_for(request.app.state.service)
+    if link.offline:
+        pending: int = await request.app.state.service.call(
+            lambda r: outbox.pending_count(r.conn, r.register_id)
+        )
+        cards = await _pending_offline_cards(request)
+        waiting = f"{pending} change(s) wait to be sent"
+        if cards:
+            waiting += f", {cards} offline card payment(s) wait to be forwarded"
+        out.append(
+            {
+                "level": "error",
+                "id": "offline",
+                "text": "Offline: the back office cannot be reached "
+                f"({link.reason or 'no answer'}). Keep selling: cash, park, barcode and SKU "
+                f"work; {waiting}.",
+            }
+        )
+    banner = engine.state.get("banner")
+    if banner:
+        out.append({"level": "info", "id": "synced-by", "text": banner["text"]})
+    return out
+
+
+async def _pending_offline_cards(request: Request) -> int:
+    payments = getattr(request.app.state, "payments", None)
+    if payments is None:
+        return 0
+    status = await payments.terminal_status()
+    return int(status["pending_forward"]["count"])
+
+
+async def _terminal_banners(request: Request) -> list[Doc]:
+    """The card terminal unreachable (appliance/payments)."""
+    payments = getattr(request.app.state, "payments", None)
+    if payments is None or not payments.link.address or payments.link.connected:
+        return []
+    if not payments.link.last_error:
+        return []
+    return [
+        {
+            "level": "warning",
+            "id": "terminal",
+            "text": f"Card terminal unreachable: {payments.link.last_error}. Take cash "
+            "or try the card again.",
+        }
+    ]
+
+
 async def collect_banners(request: Request) -> list[Doc]:
     svc = request.app.state.service
     banners: list[Doc] = await svc.call(_register_banners)
+    banners += await _sync_banners(request)
+    banners += await _terminal_banners(request)
     return banners + _scanner_banners(request)

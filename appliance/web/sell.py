@@ -37,7 +37,13 @@ async def sell_page(request: Request) -> Response:
     config = request.app.state.features.config
     keys = await svc.call(screen_data.quick_keys, list(config.web.quick_keys))
     sale = await svc.call(screen_data.current_sale)
-    return page(request, "sell.html", quick_keys=keys, sale_id=sale["id"] if sale else "")
+    return page(
+        request,
+        "sell.html",
+        quick_keys=keys,
+        sale_id=sale["id"] if sale else "",
+        card_terminal=has_route(request, "/api/sales/{sale_id}/payments"),
+    )
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -128,7 +134,13 @@ async def banners(request: Request) -> Response:
     return page(request, "_banners.html", banners=await collect_banners(request))
 
 
+def has_route(request: Request, path: str) -> bool:
+    """Whether a feature added this route (card payments, printing, LAN sync)."""
+    from appliance.auth.guard import leaf_routes
+
+    return any(p == path for p, _ in leaf_routes(request.app))
+
+
 def printing_routes(request: Request) -> Doc:
     """Which printing routes this register has (the printing feature adds them)."""
-    paths = {getattr(r, "path", "") for r in request.app.router.routes}
-    return {"receipt": "/api/printer/receipts/{sale_id}" in paths}
+    return {"receipt": has_route(request, "/api/printer/reprint-last")}

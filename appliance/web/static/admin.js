@@ -85,7 +85,11 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
   document.querySelectorAll("button.api-button").forEach((button) => {
-    button.addEventListener("click", () => run(button, undefined, {}));
+    button.addEventListener("click", () => {
+      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+      const body = button.dataset.body ? JSON.parse(button.dataset.body) : undefined;
+      run(button, body, {});
+    });
   });
   const importForm = document.getElementById("catalog-import");
   if (importForm) {

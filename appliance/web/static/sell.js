@@ -159,12 +159,12 @@ function pick(button) {
 }
 
 // payment --------------------------------------------------------------------------
-function openPay() {
+function openPay(status = "") {
   if ($("pay-btn").disabled) return;
   const due = state.tenders ? state.due : state.total;
   $("pay-due").textContent = formatMinor(due);
   $("tender-amount").value = formatMinor(due);
-  $("card-status").textContent = "";
+  $("card-status").textContent = status;
   const notes = [500, 1000, 2000, 5000, 10000].map((n) => n * 10 ** (DECIMALS - 2));
   const options = [due, ...notes.filter((n) => n > due).slice(0, 3)];
   $("quick-cash").innerHTML = "";
@@ -187,21 +187,73 @@ async function tender(kind, amount) {
     return;
   }
   try {
-    if (kind === "card") $("card-status").textContent = "Card payment…";
-    const body = { kind, amount_minor: amount };
-    if (kind === "card") body.reference = "card terminal";
-    const sale = await api("POST", `/api/sales/${state.saleId}/tenders`, body);
+    let sale;
+    if (kind === "card" && $("main").dataset.cardTerminal) {
+      sale = await cardPayment(amount);
+      if (!sale) return;
+    } else {
+      const body = { kind, amount_minor: amount };
+      if (kind === "card") body.reference = "card on a standalone terminal";
+      sale = await api("POST", `/api/sales/${state.saleId}/tenders`, body);
+    }
     await loadCart(sale.id);
     if (sale.status === "completed") {
       closeDialog(dialog);
       showReceipt(sale.id, true);
     } else {
-      openPay();
+      openPay($("card-status").textContent);  // split tender: the rest is still due
     }
   } catch (err) {
     $("card-status").textContent = "";
     showError(dialog, err);
   }
+}
+
+// A card payment through the terminal: its statuses ("insert card", "PIN") are shown
+// as they come; the sale is returned when approved, null when it did not go through.
+async function cardPayment(amount) {
+  const status = $("card-status");
+  const abort = $("pay-abort");
+  status.textContent = "Card payment: starting…";
+  let payment;
+  try {
+    payment = await api("POST", `/api/sales/${state.saleId}/payments`, { amount_minor: amount });
+  } catch (err) {
+    const e = err.error || {};
+    if (e.code === "card_offline_refused") {
+      const other = (e.other_tenders || []).join(", ");
+      throw new Error(`${err.message}${other ? ` (other tenders: ${other})` : ""}`);
+    }
+    throw err;
+  }
+  abort.hidden = false;
+  abort.onclick = () => api("POST", `/api/payments/${payment.id}/abort`).catch(() => {});
+  const final = await new Promise((resolve) => {
+    const es = new EventSource(`/api/payments/${payment.id}/events`);
+    es.addEventListener("payment", (e) => {
+      const doc = JSON.parse(e.data);
+      status.textContent = `Card: ${doc.status_text || doc.state.replace("_", " ")}`;
+      if (["approved", "declined", "aborted", "unknown"].includes(doc.state)) {
+        es.close();
+        resolve(doc);
+      }
+    });
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) {
+        api("GET", `/api/payments/${payment.id}`).then(resolve, () => resolve(payment));
+      }
+    };
+  });
+  abort.hidden = true;
+  if (final.state === "approved") {
+    status.textContent = `Card approved${final.offline ? " (offline: forwarded later)" : ""}`;
+    return api("GET", `/api/sales/${state.saleId}`);
+  }
+  const why = final.message ? `: ${final.message}` : "";
+  status.textContent = final.state === "unknown"
+    ? "Card result unknown: the terminal is asked again; do not charge twice"
+    : `Card ${final.state}${why}`;
+  return null;
 }
 
 async function showReceipt(saleId, fresh) {
@@ -215,7 +267,7 @@ async function finishReceipt(print) {
   const dialog = $("receipt-dialog");
   if (print && doc) {
     try {
-      await api("POST", `/api/printer/receipts/${doc.dataset.saleId}`);
+      await api("POST", "/api/printer/reprint-last");
     } catch (err) {
       showError(dialog, err);
       return;
@@ -256,7 +308,15 @@ async function doRefund() {
     for (const r of rows) {
       await api("POST", `/api/refunds/${refund.id}/lines`, { original_line_no: r.line, qty: r.qty });
     }
-    const done = await api("POST", `/api/refunds/${refund.id}/complete`, {});
+    let done;
+    try {
+      done = await api("POST", `/api/refunds/${refund.id}/complete`, {});
+    } catch (err) {
+      // Card money goes back only through the terminal (the card payments feature).
+      if (!(err.error?.message || "").includes(`/api/refunds/${refund.id}/card`)) throw err;
+      showError(dialog, { message: "Refunding to the card through the terminal…" });
+      done = await api("POST", `/api/refunds/${refund.id}/card`);
+    }
     closeDialog(dialog);
     await loadCart(done.id);
     showReceipt(done.id, true);
@@ -417,7 +477,7 @@ document.addEventListener("DOMContentLoaded", () => {
     closeDialog("weight-dialog");
     addSku(weighSku, grams);
   });
-  $("pay-btn").addEventListener("click", openPay);
+  $("pay-btn").addEventListener("click", () => openPay());
   $("pay-cash").addEventListener("click", () => tender("cash", toMinor($("tender-amount").value)));
   $("pay-card").addEventListener("click", () => {
     const amount = toMinor($("tender-amount").value);
