@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from appliance.errors import ConfigError
@@ -224,7 +224,53 @@ class SyncSection(_Section):
 
 
 class LanSection(_Section):
-    """Serverless sync of saved sales with the store's other registers (issue 7)."""
+    """Serverless sync of saved sales with the store's other registers (issue 7).
+
+    Off until the store's credentials are given: ``secret`` (the store secret every
+    register of the store is paired with; ``appliance lan new-secret`` makes one) or
+    ``secret_file`` (a file holding it, e.g. a key the back office issued; more lines
+    are older keys still accepted while the store rotates). Registers find each other
+    by DNS-SD over multicast DNS; ``peers`` ("host:port") is for networks that block
+    multicast.
+    """
+
+    enabled: bool = False
+    secret: str = Field(default="", repr=False)
+    secret_file: str = ""
+    # The sync port (TCP); every peer message on it is authenticated and encrypted.
+    bind: str = "0.0.0.0"
+    port: int = Field(default=8470, ge=0, le=65535)
+    discovery: bool = True
+    # Addresses whose interfaces multicast DNS uses; empty: every interface.
+    interfaces: list[str] = Field(default_factory=list)
+    peers: list[str] = Field(default_factory=list)
+    # A peer silent this long is disconnected (heartbeats go every heartbeat_seconds).
+    heartbeat_seconds: float = Field(default=1.0, gt=0, le=60)
+    peer_timeout_seconds: float = Field(default=4.0, gt=0, le=600)
+    # A checkout lease runs this long and is renewed while the register is alive.
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (appliance lan new-secret makes one)")
+        return value
+
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, value: list[str]) -> list[str]:
+        for peer in value:
+            host, _, port = peer.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"peer {peer!r} must be host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> LanSection:
+        if self.enabled and not (self.secret or self.secret_file):
+            raise ValueError("enabled needs the store's credentials: secret or secret_file")
+        return self
 
 
 def _default_quick_keys() -> list[str]:

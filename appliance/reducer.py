@@ -148,6 +148,7 @@ def _sale_resume(state: StateStore, op: Op, p: Doc) -> None:
     doc["status"] = OPEN
     doc["resumed_at"] = p["at"]
     doc["resumed_by"] = op["register_id"]
+    doc["holder"] = op["register_id"]  # the register that now holds the saved sale
     _save_sale(state, doc, op)
 
 
@@ -173,11 +174,14 @@ def _sale_complete(state: StateStore, op: Op, p: Doc) -> None:
         # registers that it had not seen are set aside (kept, visible), not applied.
         paid_lines = {line["id"] for line in snapshot["lines"] if line.get("id")}
         unseen = [x for x in doc["lines"] if x.get("id") and x["id"] not in paid_lines]
-        if unseen or doc["lines"] != snapshot["lines"]:
-            doc["conflicts"] = [
-                *doc.get("conflicts", []),
-                {"at": op["hlc"], "set_aside_lines": unseen, "replaced_lines": doc["lines"]},
-            ]
+        # Tenders another register took that this one had not seen: money taken, kept.
+        paid_with = {t.get("id") for t in snapshot["tenders"]}
+        tenders = [t for t in doc["tenders"] if t.get("id") not in paid_with]
+        if unseen or tenders or doc["lines"] != snapshot["lines"]:
+            conflict = {"at": op["hlc"], "set_aside_lines": unseen, "replaced_lines": doc["lines"]}
+            if tenders:
+                conflict["set_aside_tenders"] = tenders
+            doc["conflicts"] = [*doc.get("conflicts", []), conflict]
         doc["lines"] = snapshot["lines"]
         doc["tenders"] = snapshot["tenders"]
         doc["discount"] = snapshot["discount"]
@@ -300,11 +304,18 @@ REDUCERS: dict[str, Callable[[StateStore, Op, Doc], None]] = {
     "user.upsert": apply_user_upsert,
 }
 
+# Saved-sale ops of LAN sync (rename, transfer, split/merge, checkout lease), and what
+# an op does when it meets a completed or voided sale (see appliance/lan/reducers.py).
+from appliance.lan.reducers import AFTER_FINAL, LAN_REDUCERS  # noqa: E402
+
+REDUCERS.update(LAN_REDUCERS)
+
 
 def apply_op(state: StateStore, op: Op, *, lenient: bool = False) -> bool:
     """Apply one op; True if it changed state.
 
-    Completed and voided sales are final: a later op on them is ignored. ``lenient``
+    Completed and voided sales are final: a later edit on them is ignored; a payment,
+    tender or line that meets one is kept as ``AFTER_FINAL`` says. ``lenient``
     is for ops merged from other registers, which may arrive before the ops they
     refer to (an edit before its line's add): such an op is kept in the log and
     skipped now; when the missing op arrives, the sale is refolded in HLC order.
@@ -317,7 +328,9 @@ def apply_op(state: StateStore, op: Op, *, lenient: bool = False) -> bool:
     if op["kind"].startswith("sale.") and op["kind"] != "sale.open":
         doc = state.get_sale(op["sale_id"])
         if doc is not None and doc["status"] in (COMPLETED, VOIDED):
-            return False
+            reducer = AFTER_FINAL.get(op["kind"])
+            if reducer is None:
+                return False
     try:
         reducer(state, op, op["payload"])
     except (ReplayError, KeyError, StopIteration):

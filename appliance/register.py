@@ -129,6 +129,11 @@ class Register:
     def close(self) -> None:
         self.conn.close()
 
+    def new_sale_id(self) -> str:
+        """A sale id that names the register it was opened on (``R1-<uuid>``), so a
+        register that has not received a sale yet can still say where it is."""
+        return f"{self.register_id}-{uuid.uuid4().hex}"
+
     def _op(self, kind: str, payload: Doc, sale_id: str | None = None) -> Op:
         return {
             "op_id": uuid.uuid4().hex,
@@ -340,7 +345,7 @@ class Register:
         return self.sale(doc["id"])
 
     def open_sale(self) -> SaleDoc:
-        sale_id = uuid.uuid4().hex
+        sale_id = self.new_sale_id()
         op = self._op(
             "sale.open",
             {"kind": "sale", "pricing": self._pricing(), "opened_at": _now_iso()},
@@ -673,7 +678,7 @@ class Register:
         original = self.sale_by_receipt(receipt_no)
         if original["kind"] != "sale" or original["status"] != COMPLETED:
             raise Conflict(f"receipt {receipt_no} is not a completed sale", field="receipt_no")
-        sale_id = uuid.uuid4().hex
+        sale_id = self.new_sale_id()
         payload = {
             "kind": "refund",
             "pricing": original["pricing"],

@@ -19,7 +19,7 @@ from appliance.errors import ValidationError
 from appliance.hlc import Timestamp
 from appliance.reducer import Op, apply_op, apply_refund_effect
 from appliance.register import Register
-from appliance.storage.db import transaction
+from appliance.storage.db import atomic
 from appliance.storage.oplog import OP_COLUMNS, insert_op, iter_ops, op_from_row
 
 REQUIRED = ("op_id", "register_id", "hlc", "kind", "payload")
@@ -37,6 +37,11 @@ def _check(op: Any, index: int) -> Op:
         raise ValidationError("is not an HLC timestamp", field=f"ops[{index}].hlc") from None
     if not isinstance(op["payload"], dict) or not isinstance(op["kind"], str):
         raise ValidationError("kind must be text and payload an object", field=f"ops[{index}]")
+    origin_seq = op.get("origin_seq")
+    if origin_seq is not None and (
+        isinstance(origin_seq, bool) or not isinstance(origin_seq, int) or origin_seq < 1
+    ):
+        raise ValidationError("must be a positive integer", field=f"ops[{index}].origin_seq")
     return {
         "op_id": str(op["op_id"]),
         "register_id": str(op["register_id"]),
@@ -44,6 +49,7 @@ def _check(op: Any, index: int) -> Op:
         "sale_id": op.get("sale_id"),
         "kind": op["kind"],
         "payload": op["payload"],
+        "origin_seq": origin_seq,
     }
 
 
@@ -56,6 +62,17 @@ def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list
     return [op_from_row(row) for row in rows]
 
 
+def numbered_ops(
+    register: Register, where: str, params: tuple[Any, ...], order: str, limit: int
+) -> list[dict[str, Any]]:
+    """Ops with ``origin_seq``, their number on the register that made them (LAN sync)."""
+    rows = register.conn.execute(
+        f"SELECT {OP_COLUMNS}, origin_seq FROM ops WHERE {where} ORDER BY {order} LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [{**op_from_row(row[:-1]), "origin_seq": row[-1]} for row in rows]
+
+
 def apply_remote(register: Register, ops: Iterable[Any]) -> int:
     """Merge ops from elsewhere; returns how many were new. All or nothing."""
     checked = [_check(op, i) for i, op in enumerate(ops)]
@@ -63,10 +80,18 @@ def apply_remote(register: Register, ops: Iterable[Any]) -> int:
     new = 0
     refold: set[str] = set()
     try:
-        with transaction(conn):
+        with atomic(conn):  # a savepoint when the service groups requests
             for op in checked:
-                exists = conn.execute("SELECT 1 FROM ops WHERE op_id = ?", (op["op_id"],))
-                if exists.fetchone():
+                exists = conn.execute(
+                    "SELECT origin_seq FROM ops WHERE op_id = ?", (op["op_id"],)
+                ).fetchone()
+                if exists:
+                    if exists[0] is None and op["origin_seq"] is not None:
+                        # Came first by a path that did not number it (back office).
+                        conn.execute(
+                            "UPDATE ops SET origin_seq = ? WHERE op_id = ?",
+                            (op["origin_seq"], op["op_id"]),
+                        )
                     continue
                 insert_op(conn, op)
                 new += 1
@@ -100,10 +125,14 @@ def _refold_sale(register: Register, sale_id: str) -> None:
     """Rebuild one sale from its ops in HLC order (after a late or out-of-order op)."""
     conn, state = register.conn, register.state
     state.forget()
-    conn.execute("DELETE FROM sales WHERE id = ?", (sale_id,))
+    # The sale and the second completions folded out of its ops (``<id>~<op>``).
+    derived = f"{sale_id}~*"
+    conn.execute("DELETE FROM sales WHERE id = ? OR id GLOB ?", (sale_id, derived))
     for op in iter_ops(conn, "sale_id = ?", (sale_id,)):
         apply_op(state, op, lenient=True)
     # Effects that other sales' ops have on this one: completed refunds of it.
-    for refund in state.sales("refund_of = ? AND status = 'completed'", (sale_id,)):
-        if state.get_sale(sale_id) is not None:
+    for refund in state.sales(
+        "(refund_of = ? OR refund_of GLOB ?) AND status = 'completed'", (sale_id, derived)
+    ):
+        if state.get_sale(refund["refund_of"]) is not None:
             apply_refund_effect(state, refund)

@@ -24,6 +24,15 @@ import pytest
 
 from hil.scanner_replay import replay_recording
 from tests.conftest import ROOT, RegisterProcess
+from tests.sync_support import (
+    FAST_SYNC,
+    Admin,
+    BackOfficeProcess,
+    ProxyProcess,
+    add_stores,
+    seed,
+    wait_until,
+)
 
 RECORDINGS = ROOT / "hil" / "recordings" / "scanners"
 VIEWPORT = {"width": 1024, "height": 768}
@@ -64,7 +73,9 @@ class Shop:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     folder = tmp_path_factory.mktemp("web")
-    proc = RegisterProcess(folder / "data")
+    config = folder / "register.toml"
+    config.write_text("[sync]\n" + "".join(f"{k} = {v}\n" for k, v in FAST_SYNC.items()))
+    proc = RegisterProcess(folder / "data", config)
     proc.start()
     shop = Shop(proc, folder)
     try:
@@ -326,6 +337,48 @@ def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> 
     cashier.locator(".who", has_text="Dora").wait_for()
     assert cashier.get_by_role("link", name="Admin").count() == 0
     cashier.context.close()
+
+
+def test_offline_banner_when_the_back_office_is_unreachable(
+    shop: Shop, browser: Any, tmp_path: Path
+) -> None:
+    """Paired with a back office through a proxy; the link drops: the banner says so
+    and counts what waits, selling goes on; the link returns: the banner goes."""
+    from appliance.backoffice.storage import open_database
+
+    db_url = f"sqlite:///{tmp_path / 'bo.db'}"
+    seed(db_url)
+    db = open_database(db_url)
+    add_stores(db, ("s1",))
+    db.close()
+    office = BackOfficeProcess(db_url, tmp_path)
+    office.start()
+    proxy = ProxyProcess(office.port)
+    page = new_page(browser)
+    try:
+        code = Admin(office.url).pairing_code("s1")
+        shop.ok(shop.api.post("/api/sync/pair", json={"url": proxy.url, "code": code}))
+        log_in(page, shop.proc.url, "Carla", "2468")
+        page.locator("#link-state", has_text="Connected").wait_for()
+        assert page.locator('[data-banner="offline"]').count() == 0
+        proxy.command("down")
+        banner = page.locator('[data-banner="offline"]')
+        banner.wait_for(timeout=20_000)
+        page.fill("#scan", "BAG")  # selling goes on offline
+        page.keyboard.press("Enter")
+        page.locator("button.line", has_text="Shopping bag").wait_for()
+        page.reload()
+        assert "change(s) wait to be sent" in banner.inner_text()
+        shop.shot(page, "sell-offline-backoffice")
+        proxy.command("up")
+        banner.wait_for(state="detached", timeout=20_000)
+        wait_until(
+            lambda: shop.ok(shop.api.get("/api/sync/status"))["pending"] == 0, 20, "no drain"
+        )
+    finally:
+        page.context.close()
+        proxy.stop()
+        office.stop()
 
 
 def test_offline_banner_when_the_register_goes_away(shop: Shop, browser: Any) -> None:

@@ -195,6 +195,24 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def atomic(conn: sqlite3.Connection) -> Iterator[None]:
+    """A transaction, or a savepoint inside the caller's (the service's group commit)."""
+    if not conn.in_transaction:
+        with transaction(conn):
+            yield
+        return
+    conn.execute("SAVEPOINT atomic")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO atomic")
+            conn.execute("RELEASE atomic")
+        raise
+    conn.execute("RELEASE atomic")
+
+
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """Bring the schema to ``target``; returns the version found before."""
     found = schema_version(conn)

@@ -20,9 +20,15 @@ from appliance.storage.state import StateStore
 
 
 def insert_op(conn: sqlite3.Connection, op: Op) -> None:
-    """Append one op to the log (the caller holds the transaction)."""
+    """Append one op to the log (the caller holds the transaction).
+
+    ``origin_seq`` is the op's number on the register that made it (see
+    appliance/lan/schema.py): kept when a merged op carries it, given by a trigger to
+    this register's own ops.
+    """
     conn.execute(
-        "INSERT INTO ops (op_id, register_id, hlc, sale_id, kind, payload) VALUES (?,?,?,?,?,?)",
+        "INSERT INTO ops (op_id, register_id, hlc, sale_id, kind, payload, origin_seq)"
+        " VALUES (?,?,?,?,?,?,?)",
         (
             op["op_id"],
             op["register_id"],
@@ -30,6 +36,7 @@ def insert_op(conn: sqlite3.Connection, op: Op) -> None:
             op.get("sale_id"),
             op["kind"],
             json.dumps(op["payload"], sort_keys=True, separators=(",", ":")),
+            op.get("origin_seq"),
         ),
     )
 
@@ -109,6 +116,14 @@ def verify(conn: sqlite3.Connection) -> CheckResult:
     integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     ops = int(conn.execute("SELECT count(*) FROM ops").fetchone()[0])
     result = CheckResult(integrity=integrity, ops=ops)
+    # Each register numbers its ops once (LAN sync's anti-entropy counts on it).
+    for register_id, number, count in conn.execute(
+        "SELECT register_id, origin_seq, count(*) FROM ops WHERE origin_seq IS NOT NULL"
+        " GROUP BY register_id, origin_seq HAVING count(*) > 1 LIMIT 20"
+    ):
+        result.differences.append(
+            f"ops of register {register_id}: number {number} is used {count} times"
+        )
     try:
         scratch = rebuild(conn)
     except Exception as exc:  # a log that cannot be replayed is itself the finding

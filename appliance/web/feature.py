@@ -41,6 +41,13 @@ def attach(ctx: Context) -> None:
 
     async def start() -> None:
         hub.bind(asyncio.get_running_loop())
+        if getattr(ctx.app.state, "sync", None) is not None:
+            # The back office link going down or up changes the banners at once.
+            from appliance.sync.link import link_for
+
+            link_for(ctx.service).on_change(
+                lambda online: hub.publish({"type": "status", "online": online})
+            )
 
     async def stop() -> None:
         hub.close()

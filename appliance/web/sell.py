@@ -71,7 +71,8 @@ async def setup_page(request: Request) -> Response:
 
 @router.get("/events")
 async def events(request: Request) -> StreamingResponse:
-    """Server-Sent Events: ``sale``, ``scan``, ``shift``, ``catalog``, ``users``."""
+    """Server-Sent Events: ``sale``, ``scan``, ``shift``, ``catalog``, ``users`` and
+    ``status`` (the back office link went down or up)."""
     hub = request.app.state.events
     return StreamingResponse(
         hub.stream(request),

@@ -403,7 +403,7 @@ function connectEvents() {
       loadCart(ev.sale_id);
     }
   });
-  ["shift", "catalog", "users"].forEach((t) => es.addEventListener(t, loadBanners));
+  ["shift", "catalog", "users", "status"].forEach((t) => es.addEventListener(t, loadBanners));
   es.onerror = async () => {
     setOnline(false);
     if (es.readyState === EventSource.CLOSED) {
