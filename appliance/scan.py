@@ -59,9 +59,11 @@ def _find_product(register: Register, parsed: ParsedBarcode) -> Doc:
 
 
 def active_sale(register: Register) -> Doc:
-    """The sale scans go into: this register's newest open sale without tenders, or a new one."""
+    """The sale scans go into: this register's newest open sale without tenders (one it
+    resumed from another register included), or a new one."""
     for sale in reversed(register.sales("open")):
-        if sale["register_id"] == register.register_id and not sale["tenders"]:
+        holder = sale.get("holder") or sale["register_id"]
+        if holder == register.register_id and not sale["tenders"]:
             return sale
     return register.open_sale()
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from hil.scanner_replay import replay_recording
-from tests.conftest import ROOT, RegisterProcess
+from tests.conftest import ROOT, RegisterProcess, free_port
 from tests.sync_support import (
     FAST_SYNC,
     Admin,
@@ -337,6 +337,73 @@ def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> 
     cashier.locator(".who", has_text="Dora").wait_for()
     assert cashier.get_by_role("link", name="Admin").count() == 0
     cashier.context.close()
+
+
+def test_park_on_one_register_and_resume_on_another(browser: Any, tmp_path: Path) -> None:
+    """Two registers in LAN sync on loopback: a tab parked at one is paid at the other;
+    the cashier's account came over with the op log too."""
+    from appliance.lan.crypto import new_secret
+
+    secret, ports = new_secret(), [free_port(), free_port()]
+    regs = []
+    for i, rid in enumerate(("R1", "R2")):
+        config = tmp_path / f"{rid}.toml"
+        config.write_text(
+            f'[register]\nid = "{rid}"\nname = "Till {i + 1}"\n[sync]\nenabled = false\n'
+            f'[lan]\nenabled = true\nsecret = "{secret}"\nbind = "127.0.0.1"\n'
+            f'port = {ports[i]}\ndiscovery = false\npeers = ["127.0.0.1:{ports[1 - i]}"]\n'
+        )
+        (tmp_path / rid).mkdir()
+        regs.append(RegisterProcess(tmp_path / rid / "data", config))
+    pages: list[Any] = []
+    try:
+        for reg in regs:
+            reg.start()
+        first, second = (reg.client() for reg in regs)
+        boss = {"name": "Mia", "role": "manager", "password": "counter-top-42"}
+        first.put("/api/users/mia", json=boss).raise_for_status()
+        first.put(
+            "/api/users/carla", json={"name": "Carla", "role": "cashier", "pin": "2468"}
+        ).raise_for_status()
+        second.post("/api/shifts", json={"float_minor": 0}).raise_for_status()
+        wait_until(
+            lambda: any(u["username"] == "carla" for u in second.get("/api/users").json()),
+            20,
+            "the account did not reach the other register",
+        )
+        at_one = new_page(browser)
+        pages.append(at_one)
+        log_in(at_one, regs[0].url, "Carla", "2468")
+        at_one.fill("#scan", "4001686301265")
+        at_one.keyboard.press("Enter")
+        at_one.locator("button.line", has_text="Whole milk 1 l").wait_for()
+        at_one.get_by_role("button", name="Park", exact=True).click()
+        at_one.fill("#park-name", "Table 9")
+        at_one.locator("#park-ok").click()
+        at_one.locator("li.empty").wait_for()
+        parked = lambda: [s for s in second.get("/api/sales", params={"status": "parked"}).json()]  # noqa: E731
+        wait_until(lambda: any(s["name"] == "Table 9" for s in parked()), 20, "tab not synced")
+        at_two = new_page(browser)
+        pages.append(at_two)
+        log_in(at_two, regs[1].url, "Carla", "2468")
+        at_two.get_by_role("button", name="Parked sales").click()
+        at_two.locator("#parked-list button", has_text="Table 9").click()
+        at_two.locator("button.line", has_text="Whole milk 1 l").wait_for()
+        shop_shot = at_two.locator(".cart-head").inner_text()
+        assert "Table 9" in shop_shot
+        at_two.keyboard.press("F2")
+        at_two.locator("#quick-cash button").first.click()  # exact cash
+        at_two.locator("#receipt-dialog").get_by_text("Sale complete").wait_for()
+        done = [s for s in second.get("/api/sales", params={"status": "completed"}).json()]
+        assert [s["name"] for s in done] == ["Table 9"]
+        assert done[0]["receipt_no"].startswith("R2-")
+        first.close()
+        second.close()
+    finally:
+        for page in pages:
+            page.context.close()
+        for reg in regs:
+            reg.stop()
 
 
 def test_offline_banner_when_the_back_office_is_unreachable(

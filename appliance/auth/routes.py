@@ -16,7 +16,7 @@ from appliance.auth.passwords import check_password, check_pin, hash_secret, ver
 from appliance.auth.permissions import PERMISSIONS, ROLE_PERMISSIONS, ROLES
 from appliance.auth.sessions import COOKIE, Principal
 from appliance.auth.tokens import check_setup_code, forget_setup_code
-from appliance.auth.users import get_user, list_users, public_view, upsert_user
+from appliance.auth.users import get_user, list_users, manager_exists, public_view, upsert_user
 from appliance.errors import ApplianceError, Conflict, NotFound, ValidationError
 from appliance.register import Register
 from appliance.service import RegisterService
@@ -214,6 +214,19 @@ async def approve(request: Request, body: ApproveIn) -> Doc:
     return {"approved": body.permission, "by": user["username"], "seconds": seconds}
 
 
+async def setup_pending(request: Request) -> bool:
+    """True while the register has no manager. A manager made elsewhere (another
+    register on the LAN, the back office, ``appliance user add``) ends it too."""
+    auth = _auth(request)
+    if auth.setup_code is None:
+        return False
+    if await _svc(request).call(manager_exists):
+        auth.setup_code = None
+        forget_setup_code(auth.config.data_dir)
+        return False
+    return True
+
+
 @router.post("/auth/setup")
 async def setup(request: Request, body: SetupIn) -> JSONResponse:
     """Create the first manager with the setup code printed at first start."""
@@ -221,7 +234,7 @@ async def setup(request: Request, body: SetupIn) -> JSONResponse:
     if bad is not None:
         return bad
     auth, svc = _auth(request), _svc(request)
-    if auth.setup_code is None:
+    if not await setup_pending(request):
         raise Conflict("this register already has a manager: log in instead", field="code")
     web = auth.config.web
     async with auth.login_lock:
@@ -266,19 +279,17 @@ async def users(request: Request) -> list[Doc]:
     return [{**u, "locked_until": locked.get(u["username"])} for u in found]
 
 
-def _enabled_managers_after(register: Register, doc: Doc) -> int:
+def _save_user(register: Register, doc: Doc) -> Doc:
+    """Save an account, but never the change that removes the last manager."""
     rows = register.conn.execute(
         "SELECT username FROM users WHERE role = 'manager' AND disabled = 0"
         " AND password_hash IS NOT NULL"
     ).fetchall()
-    names = {r[0] for r in rows} - {doc["username"]}
+    before = {r[0] for r in rows}
+    after = before - {doc["username"]}
     if doc["role"] == "manager" and not doc["disabled"] and doc["password_hash"]:
-        names.add(doc["username"])
-    return len(names)
-
-
-def _save_user(register: Register, doc: Doc) -> Doc:
-    if _enabled_managers_after(register, doc) == 0:
+        after.add(doc["username"])
+    if before and not after:
         raise Conflict("the register must keep one enabled manager with a password", field="role")
     return upsert_user(register, doc)
 

@@ -12,8 +12,10 @@ Doc = dict[str, Any]
 
 
 def current_sale(register: Register) -> Doc | None:
-    """The sale the counter is working on: this register's newest open sale."""
-    mine = [s for s in register.sales("open") if s["register_id"] == register.register_id]
+    """The sale the counter is working on: this register's newest open sale (one it
+    resumed from another register counts as its own)."""
+    me = register.register_id
+    mine = [s for s in register.sales("open") if (s.get("holder") or s["register_id"]) == me]
     return mine[-1] if mine else None
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from appliance.auth.routes import setup_pending
 from appliance.errors import ApplianceError
 from appliance.register import Register
 from appliance.service import RegisterService
@@ -43,12 +44,13 @@ async def sell_page(request: Request) -> Response:
         quick_keys=keys,
         sale_id=sale["id"] if sale else "",
         card_terminal=has_route(request, "/api/sales/{sale_id}/payments"),
+        lan=has_route(request, "/api/lan/sales/{sale_id}/resume"),
     )
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/") -> Response:
-    if request.app.state.auth.setup_code is not None:
+    if await setup_pending(request):
         return RedirectResponse("/setup", status_code=303)
     users: list[Doc] = await _svc(request).call(_login_names)
     # Only a path of this register: no "//host" or "/\\host" (browsers read both as a host).
@@ -64,7 +66,7 @@ def _login_names(register: Register) -> list[Doc]:
 
 @router.get("/setup", response_class=HTMLResponse)
 async def setup_page(request: Request) -> Response:
-    if request.app.state.auth.setup_code is None:
+    if not await setup_pending(request):
         return RedirectResponse("/login", status_code=303)
     return page(request, "setup.html", data_dir=str(request.app.state.features.config.data_dir))
 

@@ -452,7 +452,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (b) pick(b);
     const resume = ev.target.closest("button[data-resume]");
     if (resume) {
-      api("POST", `/api/sales/${resume.dataset.resume}/resume`)
+      // With LAN sync, a sale parked on another register is resumed through it.
+      const base = $("main").dataset.lan ? "/api/lan/sales" : "/api/sales";
+      api("POST", `${base}/${resume.dataset.resume}/resume`)
         .then((sale) => { closeDialog("parked-dialog"); return loadCart(sale.id); })
         .catch((err) => showError($("parked-dialog"), err));
     }
