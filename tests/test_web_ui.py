@@ -397,6 +397,13 @@ def test_park_on_one_register_and_resume_on_another(browser: Any, tmp_path: Path
         done = [s for s in second.get("/api/sales", params={"status": "completed"}).json()]
         assert [s["name"] for s in done] == ["Table 9"]
         assert done[0]["receipt_no"].startswith("R2-")
+        admin = new_page(browser)
+        pages.append(admin)
+        log_in(admin, regs[0].url, "Mia", "counter-top-42", kind="password")
+        admin.goto(regs[0].url + "/admin/registers")
+        row = admin.locator("#lan-registers tr", has_text="R2")
+        row.wait_for()
+        assert "Till 2" in row.inner_text()
         first.close()
         second.close()
     finally:

@@ -71,8 +71,11 @@ async def _sync(request: Request) -> Doc | None:
 
 @router.get("/registers", response_class=HTMLResponse)
 async def registers(request: Request) -> Response:
+    from appliance.web.sell import has_route
+
     info: Doc = await _svc(request).call(screen_data.status)
-    return _admin(request, "registers", "admin/registers.html", info=info)
+    lan = has_route(request, "/api/lan/registers")
+    return _admin(request, "registers", "admin/registers.html", info=info, lan=lan)
 
 
 @router.get("/peripherals", response_class=HTMLResponse)
@@ -98,8 +101,11 @@ async def sales(request: Request) -> Response:
 
 @router.get("/sales/{sale_id}", response_class=HTMLResponse)
 async def sale(request: Request, sale_id: str) -> Response:
+    from appliance.web.sell import has_route
+
     doc: Doc = await _svc(request).call(Register.sale, sale_id)
-    return _admin(request, "sales", "admin/sale.html", sale=doc)
+    lan = has_route(request, "/api/lan/sales/{sale_id}/transfer")
+    return _admin(request, "sales", "admin/sale.html", sale=doc, lan=lan)
 
 
 @router.get("/shifts", response_class=HTMLResponse)

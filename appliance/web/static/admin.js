@@ -14,6 +14,14 @@ function formBody(form) {
     pathValues[name] = value;
     if (el.dataset.pathOnly !== undefined) continue;
     if (el.dataset.optional !== undefined && value === "") continue;
+    if (el.dataset.intList !== undefined) {
+      const numbers = value.split(/[\s,]+/).filter(Boolean).map(Number);
+      if (!numbers.length || numbers.some((n) => !Number.isInteger(n))) {
+        throw new Error(`${el.labels[0]?.textContent || name}: whole numbers like 2, 3`);
+      }
+      body[name] = numbers;
+      continue;
+    }
     if (el.dataset.money !== undefined) {
       const minor = toMinor(value);
       if (minor === null) throw new Error(`${el.labels[0]?.textContent || name}: enter an amount like 12.50`);
@@ -72,7 +80,31 @@ function showImportErrors(box, err) {
   }
 }
 
+// Tables filled from a JSON route of another feature (e.g. the LAN register list).
+async function fillTable(table) {
+  const body = table.querySelector("tbody");
+  try {
+    const data = await api("GET", table.dataset.source);
+    const rows = table.dataset.key ? data[table.dataset.key] : data;
+    body.innerHTML = "";
+    for (const row of rows) {
+      const tr = document.createElement("tr");
+      for (const column of table.dataset.columns.split(" ")) {
+        const td = document.createElement("td");
+        td.textContent = row[column] ?? "";
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+  } catch (err) {
+    body.innerHTML = "";
+    const tr = body.insertRow();
+    tr.insertCell().textContent = err.message;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("table[data-source]").forEach(fillTable);
   document.querySelectorAll("form.api-form").forEach((form) => {
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
