@@ -197,7 +197,54 @@ class PaymentsSection(_Section):
 
 
 class PrinterSection(_Section):
-    """The receipt printer and cash drawer (issue 4)."""
+    """The receipt printer and cash drawer (issue 4).
+
+    connection: "simulated" (the virtual printer in-process; jobs kept under
+    data_dir/printer), "tcp:HOST[:PORT]" (network printer, port 9100),
+    "serial:/dev/ttyS0", "usb" / "usb:VVVV:PPPP" (pyusb; default id from the
+    profile), or "none" (no printer: no receipts are queued).
+    profile: a file in firmware_configs/printers (without .toml) or a path.
+    """
+
+    connection: str = Field(
+        default="simulated",
+        pattern=r"^(simulated|none|tcp:[^:\s]+(:\d{1,5})?|serial:/\S+"
+        r"|usb(:[0-9a-fA-F]{4}:[0-9a-fA-F]{4})?)$",
+    )
+    profile: str = "epson-tm-t88v"
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 38400
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # connect and write
+    status_timeout_seconds: float = Field(default=0.5, gt=0, le=10)  # one DLE EOT answer
+    poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_attempts: int = Field(default=5, ge=1, le=1000)  # broken transmissions before "failed"
+    drawer_pin: Literal[2, 5] = 2
+    drawer_on_cash: bool = True  # kick the drawer when a sale with cash completes
+    print_z_on_close: bool = True  # queue the Z report when a shift closes
+    logo: str = ""  # image file printed at the top (relative to the config file)
+    qr: str = Field(default="", max_length=300)  # e.g. "https://shop.example/r/{receipt_no}"
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        from drivers.printers.profiles import ProfileError, load_profile
+
+        try:
+            load_profile(value)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("qr")
+    @classmethod
+    def _qr(cls, value: str) -> str:
+        try:
+            value.format(receipt_no="R1-1", sale_id="x", total="1.00", register_id="R1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"QR template {value!r}: {exc}; use {{receipt_no}} {{sale_id}} {{total}} "
+                "{{register_id}}"
+            ) from None
+        return value
 
 
 class SyncSection(_Section):

@@ -2,19 +2,30 @@
 
 A receipt job is inserted in the same transaction that completes the sale (an
 in-transaction hook on the register), so a sale can never be complete without its
-job, and the unique index on (sale_id, kind='receipt') means never two. The worker
-sends one job at a time: it asks the printer for its status first and waits while
-the paper is out, the cover is open or the printer does not answer ("no answer" is
-unknown, never OK); it marks a job done only after the printer took all of it and
-reported ready again. Waiting for paper never gives up; a job whose sending keeps
-failing (connection errors) is marked failed with its reason and stays visible until
-someone retries it. Jobs survive restarts because they are rows.
+job, and the unique index on (sale_id, kind='receipt') means never two. The same
+hook queues the Z report when a shift closes.
 
-Printer-side exactly-once: ESC/POS printers buffer what they receive while the
-paper is out and finish the job when paper is loaded (Epson's behaviour, which the
-virtual printer reproduces), so a job that was fully transmitted is never resent.
-A job whose transmission broke off (connection lost mid-job) is resent whole, with
-a "REPRINT" line so the shop can tell the copies apart.
+The worker takes the oldest unfinished job and moves it along
+
+    queued ──(printer ready)──> sending ──(printer confirmed)──> sent ──(ready)──> done
+
+- It sends nothing while the printer is not ready: paper out, cover open, offline,
+  or no answer / a garbage answer to DLE EOT ("unknown" is never "OK"). The job
+  waits, with the reason in ``last_error``, as long as it takes.
+- ``sent`` means the printer answered a status request after the job's last byte,
+  on the same link: it holds the whole job. A job in ``sent`` is never sent again —
+  a printer whose paper ran out in the middle buffers the rest and finishes it when
+  paper is loaded (Epson behaviour, reproduced by the virtual printer); the job is
+  ``done`` once the printer reports ready again.
+- A transmission that broke off (link lost, no confirmation) puts the job back to
+  ``queued`` with ``interrupted`` set: it is sent again whole, with a line saying the
+  first print was interrupted, so the shop can tell the torn part from the receipt.
+  After ``max_attempts`` broken transmissions it is ``failed`` with its reason,
+  visible until someone retries it. A job that cannot be rendered fails at once.
+- Jobs are rows, so they survive a restart. A job found in ``sending`` at start was
+  in the air when the register stopped: it is sent again, marked interrupted. (The
+  one window left is a crash after the last byte and before ``sent`` is recorded:
+  that receipt prints twice, the second marked. Losing it instead would be worse.)
 """
 
 from __future__ import annotations
@@ -24,175 +35,297 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from appliance.errors import Conflict, NotFound
 from appliance.reducer import Op
 from appliance.register import Register
+from drivers.printers.connection import PrinterUnreachable, TransmitError
+from drivers.printers.status import PrinterStatus, unknown
+
+if TYPE_CHECKING:
+    from drivers.printers.printer import ReceiptPrinter
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20
 Doc = dict[str, Any]
-
-
-class PrinterNotReady(Exception):
-    """The printer cannot take a job now (paper out, cover open, offline, no answer)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Printer(Protocol):
-    async def ensure_ready(self) -> None:
-        """Raise PrinterNotReady(reason) unless the printer can print now."""
-
-    async def send(self, data: bytes) -> None:
-        """Transmit a whole job; raise PrinterNotReady or OSError if it did not all go."""
+KINDS = ("receipt", "copy", "report")
+STATUSES = ("queued", "sending", "sent", "done", "failed")
+COLUMNS = (
+    "id", "kind", "sale_id", "status", "attempts", "interrupted", "last_error",
+    "created_at", "updated_at", "sent_at", "done_at",
+)  # fmt: skip
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def enqueue_receipts(register: Register, ops: list[Op]) -> None:
-    """In-transaction hook: a receipt job for every sale completed by these ops."""
+# on the register's thread: the queue's rows --------------------------------------------
+def enqueue_from_ops(register: Register, ops: list[Op], z_reports: bool = True) -> None:
+    """In-transaction hook: a receipt for every sale this register completed in ``ops``,
+    and the Z report of a shift it closed."""
     for op in ops:
+        if op["register_id"] != register.register_id:
+            continue
         if op["kind"] == "sale.complete":
             register.conn.execute(
-                "INSERT OR IGNORE INTO print_jobs (kind, sale_id, status, attempts, created_at)"
-                " VALUES ('receipt', ?, 'queued', 0, ?)",
+                "INSERT OR IGNORE INTO print_jobs (kind, sale_id, status, created_at)"
+                " VALUES ('receipt', ?, 'queued', ?)",
                 (op["sale_id"], _now()),
             )
-
-
-def install(register: Register) -> None:
-    if enqueue_receipts not in register.in_transaction:
-        register.in_transaction.append(enqueue_receipts)
+        elif op["kind"] == "shift.close" and z_reports:
+            shift = register.state.get_shift(op["payload"]["shift_id"])
+            if shift and shift.get("z_report"):
+                report = {**shift["z_report"], "title": f"Z REPORT {shift['z_report']['z_no']}"}
+                enqueue(register, "report", report=report)
 
 
 def enqueue(
     register: Register, kind: str, sale_id: str | None = None, report: Doc | None = None
 ) -> int:
-    """Queue a copy, a report or a drawer kick (receipts are queued by the hook)."""
+    """Queue a copy or a report (receipts are queued by the hook, with their sale)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown print job kind {kind!r}")
+    if report is not None:
+        report = {"requested_at": _now(), **report}
     cur = register.conn.execute(
-        "INSERT INTO print_jobs (kind, sale_id, report, status, attempts, created_at)"
-        " VALUES (?, ?, ?, 'queued', 0, ?)",
-        (kind, sale_id, json.dumps(report) if report else None, _now()),
+        "INSERT INTO print_jobs (kind, sale_id, report, status, created_at)"
+        " VALUES (?, ?, ?, 'queued', ?)",
+        (kind, sale_id, json.dumps(report) if report is not None else None, _now()),
     )
     return int(cur.lastrowid or 0)
 
 
 def reprint_last(register: Register) -> int:
+    """Queue a COPY of this register's last completed receipt (sale or refund)."""
     row = register.conn.execute(
         "SELECT id FROM sales WHERE register_id = ? AND status = 'completed'"
-        " ORDER BY completed_at DESC LIMIT 1",
+        " ORDER BY completed_at DESC, receipt_no DESC LIMIT 1",
         (register.register_id,),
     ).fetchone()
     if row is None:
-        from appliance.errors import NotFound
-
-        raise NotFound("no completed sale to reprint")
+        raise NotFound("no completed sale on this register to reprint", field="sale_id")
     return enqueue(register, "copy", row[0])
 
 
+def print_x_report(register: Register) -> int:
+    report = register.x_report()
+    return enqueue(register, "report", report={**report, "title": "X REPORT"})
+
+
+def print_z_report(register: Register, number: int | None = None) -> int:
+    report = register.z_report(number)
+    return enqueue(register, "report", report={**report, "title": f"Z REPORT {report['z_no']}"})
+
+
+def _row(row: tuple[Any, ...]) -> Doc:
+    job = dict(zip(COLUMNS, row, strict=True))
+    job["interrupted"] = bool(job["interrupted"])
+    return job
+
+
 def jobs(register: Register, status: str | None = None, limit: int = 100) -> list[Doc]:
-    sql = (
-        "SELECT id, kind, sale_id, status, attempts, last_error, created_at, done_at"
-        " FROM print_jobs"
-    )
+    """Newest first; ``last_error`` is why a job waits or failed."""
+    sql = f"SELECT {', '.join(COLUMNS)} FROM print_jobs"
     params: tuple[Any, ...] = ()
     if status:
         sql += " WHERE status = ?"
         params = (status,)
     sql += " ORDER BY id DESC LIMIT ?"
-    cols = ("id", "kind", "sale_id", "status", "attempts", "last_error", "created_at", "done_at")
-    return [dict(zip(cols, r, strict=True)) for r in register.conn.execute(sql, (*params, limit))]
+    return [_row(r) for r in register.conn.execute(sql, (*params, limit))]
 
 
-def retry(register: Register, job_id: int) -> None:
+def job(register: Register, job_id: int) -> Doc:
+    row = register.conn.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM print_jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no print job {job_id}", field="job_id", value=job_id)
+    return _row(row)
+
+
+def counts(register: Register) -> dict[str, int]:
+    rows = register.conn.execute("SELECT status, count(*) FROM print_jobs GROUP BY status")
+    found = dict.fromkeys(STATUSES, 0)
+    found.update({status: n for status, n in rows})
+    return found
+
+
+def retry(register: Register, job_id: int) -> Doc:
+    current = job(register, job_id)
+    if current["status"] != "failed":
+        raise Conflict(
+            f"print job {job_id} is {current['status']}: only a failed job can be retried",
+            field="job_id",
+        )
     register.conn.execute(
-        "UPDATE print_jobs SET status = 'queued', attempts = 0 WHERE id = ? AND status = 'failed'",
-        (job_id,),
+        "UPDATE print_jobs SET status = 'queued', attempts = 0, updated_at = ? WHERE id = ?",
+        (_now(), job_id),
     )
+    return job(register, job_id)
 
 
 def next_job(register: Register) -> Doc | None:
     row = register.conn.execute(
-        "SELECT id, kind, sale_id, report, status, attempts FROM print_jobs"
-        " WHERE status IN ('queued', 'waiting', 'sending') ORDER BY id LIMIT 1"
+        "SELECT id, kind, sale_id, report, status, attempts, interrupted, last_error"
+        " FROM print_jobs WHERE status IN ('queued', 'sending', 'sent') ORDER BY id LIMIT 1"
     ).fetchone()
     if row is None:
         return None
-    return dict(zip(("id", "kind", "sale_id", "report", "status", "attempts"), row, strict=True))
+    keys = ("id", "kind", "sale_id", "report", "status", "attempts", "interrupted", "last_error")
+    return dict(zip(keys, row, strict=True))
 
 
-def mark(register: Register, job_id: int, status: str, error: str | None = None) -> None:
+def load_document(register: Register, job: Doc) -> Doc:
+    """What a job prints: the sale (receipt, copy) or the report, read on the DB thread."""
+    if job["kind"] == "report":
+        return json.loads(job["report"]) if job["report"] else {}
+    return register.sale(job["sale_id"])
+
+
+def recover(register: Register) -> int:
+    """At start: jobs caught in ``sending`` go out again, marked interrupted."""
+    cur = register.conn.execute(
+        "UPDATE print_jobs SET status = 'queued', interrupted = 1, updated_at = ?,"
+        " last_error = 'the register stopped while sending this job' WHERE status = 'sending'",
+        (_now(),),
+    )
+    return cur.rowcount
+
+
+def set_status(register: Register, job_id: int, status: str) -> None:
+    """queued/sending/sent/done; reaching sent or done stamps the time (done also sent_at
+    when the job went from sending straight to done: one write, one fsync)."""
+    stamps = {
+        "sent": ", sent_at = :now, last_error = NULL",
+        "done": ", sent_at = coalesce(sent_at, :now), done_at = :now, last_error = NULL",
+    }
     register.conn.execute(
-        "UPDATE print_jobs SET status = ?, last_error = ?,"
-        " attempts = attempts + (CASE WHEN ? = 'sending' AND ? IS NOT NULL THEN 1 ELSE 0 END),"
-        " done_at = CASE WHEN ? = 'done' THEN ? ELSE done_at END WHERE id = ?",
-        (status, error, status, error, status, _now(), job_id),
+        f"UPDATE print_jobs SET status = :status, updated_at = :now{stamps.get(status, '')}"
+        " WHERE id = :id",
+        {"status": status, "now": _now(), "id": job_id},
     )
 
 
+def note_waiting(register: Register, job_id: int, reason: str) -> None:
+    register.conn.execute(
+        "UPDATE print_jobs SET last_error = ?, updated_at = ? WHERE id = ? AND last_error IS NOT ?",
+        (reason, _now(), job_id, reason),
+    )
+
+
+def transmission_failed(
+    register: Register, job_id: int, reason: str, interrupted: bool, max_attempts: int
+) -> str:
+    """Count a broken transmission: back to queued, or failed after ``max_attempts``."""
+    attempts = register.conn.execute(
+        "SELECT attempts FROM print_jobs WHERE id = ?", (job_id,)
+    ).fetchone()[0]
+    status = "failed" if attempts + 1 >= max_attempts else "queued"
+    register.conn.execute(
+        "UPDATE print_jobs SET status = ?, attempts = attempts + 1, last_error = ?,"
+        " interrupted = max(interrupted, ?), updated_at = ? WHERE id = ?",
+        (status, reason, 1 if interrupted else 0, _now(), job_id),
+    )
+    return status
+
+
+def fail(register: Register, job_id: int, reason: str) -> None:
+    register.conn.execute(
+        "UPDATE print_jobs SET status = 'failed', last_error = ?, updated_at = ? WHERE id = ?",
+        (reason, _now(), job_id),
+    )
+
+
+# the worker ----------------------------------------------------------------------------
 Call = Callable[..., Awaitable[Any]]
-Render = Callable[[Register, Doc], bytes]
+Render = Callable[[Doc, Doc], bytes]  # (job, its document) -> ESC/POS bytes
 
 
 class PrintWorker:
-    """Sends queued jobs to one printer, one at a time, in order."""
+    """Sends queued jobs to one printer, one at a time, oldest first; polls its status."""
 
-    def __init__(self, call: Call, printer: Printer, render: Render, *, poll: float = 1.0) -> None:
+    def __init__(
+        self,
+        call: Call,
+        printer: ReceiptPrinter,
+        render: Render,
+        *,
+        poll: float = 2.0,
+        max_attempts: int = 5,
+    ) -> None:
         self.call = call  # RegisterService.call: runs a function on the register's thread
         self.printer = printer
         self.render = render
         self.poll = poll
+        self.max_attempts = max_attempts
         self.wakeup = asyncio.Event()
-        self.last_error: str | None = None
+        self.status: PrinterStatus = unknown("not asked yet")
+        self.checked_at: str | None = None
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    async def poll_status(self) -> PrinterStatus:
+        self.status = await self.printer.status()
+        self.checked_at = _now()
+        return self.status
 
     async def run_once(self) -> bool:
-        """Try the oldest job; True if one was printed."""
+        """Move the oldest job one step; True when there may be more to do at once."""
+        status = await self.poll_status()
         job: Doc | None = await self.call(next_job)
         if job is None:
             return False
-        if job["attempts"] >= MAX_ATTEMPTS:
-            await self.call(mark, job["id"], "failed", self.last_error or "too many attempts")
+        if job["status"] == "sent":
+            if status.ready:
+                await self.call(set_status, job["id"], "done")
+                return True
+            await self.call(note_waiting, job["id"], f"printing stopped: {status.reason}")
             return False
-        resend = job["status"] == "sending"  # broke off mid-transfer last time
-        data: bytes = await self.call(self.render, {**job, "resend": resend})
+        if not status.ready:
+            await self.call(note_waiting, job["id"], f"waiting: {status.reason}")
+            return False
         try:
-            await self.printer.ensure_ready()
-            await self.call(mark, job["id"], "sending")
-            await self.printer.send(data)
-            await self.printer.ensure_ready()
-        except PrinterNotReady as exc:
-            self.last_error = exc.reason
-            # Not ready before sending: nothing went out. After sending: the printer
-            # holds the job in its buffer and finishes it once it recovers.
-            await self.call(mark, job["id"], "waiting", exc.reason)
+            document = await self.call(load_document, job)
+            data = await asyncio.to_thread(self.render, job, document)
+        except Exception as exc:  # a job that cannot be rendered will never print
+            log.exception("print job %s cannot be rendered", job["id"])
+            await self.call(fail, job["id"], f"cannot render: {type(exc).__name__}: {exc}")
+            return True
+        await self.call(set_status, job["id"], "sending")
+        try:
+            after = await self.printer.send(data)
+        except PrinterUnreachable as exc:  # nothing went out: like "offline", just wait
+            await self.call(set_status, job["id"], "queued")
+            await self.call(note_waiting, job["id"], f"waiting: {exc}")
             return False
-        except OSError as exc:
-            self.last_error = f"printer connection: {exc}"
-            await self.call(mark, job["id"], "sending", self.last_error)
+        except Exception as exc:  # TransmitError, or a driver failing in its own way
+            sent = getattr(exc, "sent", 1)  # unknown: assume some of it went out
+            reason = str(exc) if isinstance(exc, TransmitError) else f"printer driver: {exc!r}"
+            outcome = await self.call(
+                transmission_failed, job["id"], reason, sent > 0, self.max_attempts
+            )
+            log.warning("print job %s: %s (%s)", job["id"], reason, outcome)
             return False
-        self.last_error = None
-        await self.call(mark, job["id"], "done")
+        self.status = after
+        await self.call(set_status, job["id"], "done" if after.ready else "sent")
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        delay = self.poll
         while not stop.is_set():
+            self.wakeup.clear()  # a wake from here on (a sale completing) is not lost
             try:
-                printed = await self.run_once()
-            except Exception:  # the queue must outlive any single bad job
+                busy = await self.run_once()
+            except Exception:  # the queue must outlive any single bad job or printer
                 log.exception("print worker")
-                printed = False
-            if printed:
-                delay = self.poll
+                busy = False
+            if busy:
                 continue
-            self.wakeup.clear()
+            waits = [asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stop.wait())]
             try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
-            except TimeoutError:
-                delay = min(delay * 2, 10.0) if self.last_error else self.poll
+                await asyncio.wait(waits, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()

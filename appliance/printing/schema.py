@@ -8,25 +8,33 @@ import sqlite_utils
 def create(db: sqlite_utils.Database) -> None:
     """print_jobs: one row per thing to print, durable before it is sent.
 
-    status: queued → sending → done, or waiting (printer not ready; retried) and
-    failed (given up after repeated errors; visible with its reason, retryable).
+    kind: receipt (one per completed sale, inserted with the completion) | copy
+    (a reprint, printed with COPY) | report (an X/Z report; ``report`` holds it).
+    status: queued → sending → sent → done; back to queued when a transmission
+    breaks off (``interrupted`` = 1: the resend says so), failed after
+    ``attempts`` broken transmissions (visible with ``last_error``, retryable).
+    While the printer cannot print, the head job stays queued (or sent) and
+    ``last_error`` says why it waits.
     """
     db.create_table(
         "print_jobs",
         {
             "id": int,
-            "kind": str,  # receipt | copy | report | drawer
+            "kind": str,
             "sale_id": str,
-            "report": str,  # JSON of an X/Z report for kind=report
+            "report": str,
             "status": str,
             "attempts": int,
+            "interrupted": int,
             "last_error": str,
             "created_at": str,
+            "updated_at": str,
+            "sent_at": str,
             "done_at": str,
         },
         pk="id",
-        not_null={"kind", "status", "attempts", "created_at"},
-        defaults={"attempts": 0},
+        not_null={"kind", "status", "attempts", "interrupted", "created_at"},
+        defaults={"attempts": 0, "interrupted": 0},
     )
     db.execute("CREATE INDEX print_jobs_status ON print_jobs(status, id)")
     db.execute(
