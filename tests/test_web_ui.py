@@ -209,6 +209,7 @@ def test_scanned_sale_appears_live_is_paid_and_shows_in_admin(shop: Shop, browse
     page.locator("#quick-cash button").nth(1).click()  # the next note up: change due
     receipt = page.locator("#receipt-dialog")
     receipt.get_by_text("Change due").wait_for()
+    receipt.get_by_text("The receipt prints by itself").wait_for()
     shop.shot(page, "sell-change")
     done = shop.ok(api.get(f"/api/sales/{sale['id']}"))
     assert done["status"] == "completed"
@@ -216,7 +217,7 @@ def test_scanned_sale_appears_live_is_paid_and_shows_in_admin(shop: Shop, browse
     assert receipt.locator(".big-change strong").inner_text() == (
         f"{done['totals']['change'] // 100}.{done['totals']['change'] % 100:02d}"
     )
-    page.get_by_role("button", name="No receipt").click()
+    page.get_by_role("button", name="Done").click()
     page.locator("li.empty").wait_for()
     assert errors == []  # no script error along the way (the page's CSP included)
 
@@ -228,6 +229,19 @@ def test_scanned_sale_appears_live_is_paid_and_shows_in_admin(shop: Shop, browse
     row.wait_for()
     assert "Erika Mustermann" in row.inner_text()
     shop.shot(admin, "admin-sales")
+    # Its receipt went through the print queue to the (virtual) printer, and the
+    # admin panel previews it as the printer prints it.
+    wait_until(
+        lambda: any(
+            j["sale_id"] == done["id"] and j["status"] == "done"
+            for j in shop.ok(api.get("/api/printer/jobs"))
+        ),
+        20,
+        "the receipt was not printed",
+    )
+    admin.goto(shop.proc.url + "/admin/receipt-preview")
+    assert done["receipt_no"] in admin.locator("#receipt-preview").inner_text()
+    shop.shot(admin, "admin-receipt-preview")
     admin.goto(shop.proc.url + "/admin/shifts")
     assert "Tender card" in admin.locator("#x-report").inner_text()
     shop.shot(admin, "admin-shifts")
@@ -294,6 +308,7 @@ def test_catalog_import_shows_every_bad_row(shop: Shop, browser: Any, tmp_path: 
     for path in paths:
         resp = page.goto(shop.proc.url + path)
         assert resp is not None and resp.status == 200, path
+        assert page.locator("h1").count() == 1, path
         check_screen(page)
     page.goto(shop.proc.url + "/admin")
     shop.shot(page, "admin-status")

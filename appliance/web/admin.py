@@ -42,7 +42,8 @@ def _svc(request: Request) -> RegisterService:
 
 
 def _admin(request: Request, section: str, template: str, **context: Any) -> Response:
-    return page(request, template, sections=SECTIONS, section=section, **context)
+    printing = getattr(request.app.state, "printing", None) is not None
+    return page(request, template, sections=SECTIONS, section=section, printing=printing, **context)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -86,8 +87,21 @@ async def peripherals(request: Request) -> Response:
     scanners = scanners_status(manager) if manager is not None else []
     service = getattr(request.app.state, "payments", None)
     terminal = await service.terminal_status() if service is not None else None
+    printing = getattr(request.app.state, "printing", None)
+    printer = await printing.status() if printing is not None else None
+    failed: list[Doc] = []
+    if printing is not None:
+        from appliance.printing import queue
+
+        failed = await _svc(request).call(queue.jobs, "failed", 50)
     return _admin(
-        request, "peripherals", "admin/peripherals.html", scanners=scanners, terminal=terminal
+        request,
+        "peripherals",
+        "admin/peripherals.html",
+        scanners=scanners,
+        terminal=terminal,
+        printer=printer,
+        failed_jobs=failed,
     )
 
 
@@ -184,4 +198,15 @@ async def settings(request: Request) -> Response:
 @router.get("/receipt-preview", response_class=HTMLResponse)
 async def receipt_preview(request: Request) -> Response:
     last: Doc | None = await _svc(request).call(screen_data.last_completed)
-    return _admin(request, "receipt", "admin/receipt.html", sale=last)
+    text = None
+    service = getattr(request.app.state, "printing", None)
+    if last is not None and service is not None:
+        import asyncio
+
+        from appliance.printing.preview import render_preview
+
+        raw = await asyncio.to_thread(
+            render_preview, last, service.profile, service.settings, "text"
+        )
+        text = raw.decode("utf-8", errors="replace")
+    return _admin(request, "receipt", "admin/receipt.html", sale=last, text=text)

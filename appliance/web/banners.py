@@ -110,9 +110,40 @@ async def _terminal_banners(request: Request) -> list[Doc]:
     ]
 
 
+async def _printer_banners(request: Request) -> list[Doc]:
+    """Out of paper, cover open, receipts that failed (appliance/printing)."""
+    printing = getattr(request.app.state, "printing", None)
+    if printing is None:
+        return []
+    status = await printing.status()
+    printer = status.get("printer") or {}
+    out: list[Doc] = []
+    if printer.get("known") and not printer.get("ready"):
+        if printer.get("paper") == "out":
+            text = "Printer out of paper: receipts wait and print once paper is in."
+        elif printer.get("cover_open"):
+            text = "Printer cover open: close it; receipts wait and print then."
+        else:
+            text = f"Printer not ready: {printer.get('reason') or printer.get('error')}."
+        out.append({"level": "error", "id": "printer", "text": text})
+    elif printer.get("paper") == "near_end":
+        out.append({"level": "warning", "id": "printer", "text": "Printer paper is running low."})
+    failed = status.get("jobs", {}).get("failed", 0)
+    if failed:
+        out.append(
+            {
+                "level": "warning",
+                "id": "print-failed",
+                "text": f"{failed} print job(s) failed: retry them in Admin › Peripherals.",
+            }
+        )
+    return out
+
+
 async def collect_banners(request: Request) -> list[Doc]:
     svc = request.app.state.service
     banners: list[Doc] = await svc.call(_register_banners)
     banners += await _sync_banners(request)
     banners += await _terminal_banners(request)
+    banners += await _printer_banners(request)
     return banners + _scanner_banners(request)

@@ -129,7 +129,18 @@ async def refund_form(
 async def receipt(request: Request, sale_id: str = "") -> Response:
     """The finished sale: change due and the receipt choices (print, reprint, none)."""
     sale = await _sale_or(request, sale_id, screen_data.last_completed)
-    return page(request, "_receipt.html", sale=sale, printing=printing_routes(request))
+    printing = printing_routes(request)
+    service = getattr(request.app.state, "printing", None)
+    if sale and service is not None:
+        jobs = await _svc(request).call(_receipt_jobs, sale["id"])
+        printing["job"] = jobs[0]["status"] if jobs else None
+    return page(request, "_receipt.html", sale=sale, printing=printing)
+
+
+def _receipt_jobs(register: Register, sale_id: str) -> list[Doc]:
+    from appliance.printing import queue
+
+    return [j for j in queue.jobs(register, None, 50) if j["sale_id"] == sale_id]
 
 
 @router.get("/sell/banners", response_class=HTMLResponse)

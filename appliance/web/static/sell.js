@@ -267,7 +267,7 @@ async function finishReceipt(print) {
   const dialog = $("receipt-dialog");
   if (print && doc) {
     try {
-      await api("POST", "/api/printer/reprint-last");
+      await api("POST", "/api/printer/reprint-last");  // a COPY of this register's last receipt
     } catch (err) {
       showError(dialog, err);
       return;
