@@ -229,6 +229,9 @@ def test_scanned_sale_appears_live_is_paid_and_shows_in_admin(shop: Shop, browse
     row.wait_for()
     assert "Erika Mustermann" in row.inner_text()
     shop.shot(admin, "admin-sales")
+    row.get_by_role("link", name=done["receipt_no"]).click()
+    admin.get_by_role("heading", name=f"Sale {done['receipt_no']}").wait_for()
+    assert admin.locator("h1").count() == 1
     # Its receipt went through the print queue to the (virtual) printer, and the
     # admin panel previews it as the printer prints it.
     wait_until(
