@@ -18,6 +18,7 @@ import pytest
 from appliance.errors import Conflict
 from appliance.lan import actions
 from appliance.lan.api import saved_sales
+from appliance.register import Register
 from tests.conftest import CATALOG_CSV
 from tests.lan_helpers import Reg, cluster, in_step, lan_config, open_sale_with, stop_all, wait
 
@@ -119,6 +120,13 @@ def test_checkout_lease_is_renewed_refuses_payment_elsewhere_and_lapses(
             await in_step(regs)
             with pytest.raises(Conflict, match="in checkout on Register 1"):
                 await r2.call(lambda r: r.add_tender(sale["id"], "cash", 500))
+
+            def charge_card(r: Register) -> None:  # what a card payment asks first
+                for guard in r.before_charge:
+                    guard(r, sale["id"])
+
+            with pytest.raises(Conflict, match="in checkout on Register 1"):
+                await r2.call(charge_card)
             listed = await r2.act(saved_sales)
             assert listed[0]["checkout"]["message"] == "in checkout on Register 1 (R1)"
             await r1.stop()  # R1 disappears: its lease lapses for R2 at once

@@ -207,6 +207,17 @@ def _texts(data_dir: Path, log: Path, api: Api) -> dict[str, str]:
     )
     texts["payments"] = json.dumps(api.ok("GET", "/api/payments"))
     texts["end-of-day"] = json.dumps(api.ok("GET", "/api/payments/end-of-day"))
+    # What the (simulated) receipt printer actually received and printed.
+    completed = sum(1 for sale in sales if sale["status"] == "completed")
+    printed = api.until(
+        "/api/printer/jobs?status=done",
+        lambda jobs: sum(1 for j in jobs if j["kind"] == "receipt") >= completed,
+    )
+    assert printed, "no receipt was printed"
+    jobs = sorted((data_dir / "printer").glob("*.txt"))
+    assert len(jobs) >= completed, f"{len(jobs)} printed receipts for {completed} sales"
+    texts["printed receipts"] = "\n".join(p.read_text("utf-8") for p in jobs)
+    assert "541333******0011" in texts["printed receipts"]  # the slip was printed, masked
     return texts
 
 
@@ -243,6 +254,7 @@ def test_no_full_pan_in_database_wal_logs_or_receipts(
     assert terminal.do(lambda s: s.leak_clear_pan)  # ...although the terminal sent clear PANs
     texts = _texts(tmp_path / "data", proc.log, api)
     raw = {p.name: p.read_bytes() for p in (tmp_path / "data").glob("register.db*")}
+    raw.update({p.name: p.read_bytes() for p in (tmp_path / "data" / "printer").glob("*.bin")})
     proc.stop()
     texts["log after stop"] = proc.log.read_text("utf-8", "replace")
     texts["database after stop"] = _cells(tmp_path / "data" / "register.db")

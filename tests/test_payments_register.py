@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import Conflict
+from appliance.register import Register
 from hil.zvt_sim.script import parse_outcome
 from tests.payments_kit import Rig, own_terminal, register_app, run
 
@@ -333,5 +335,27 @@ def test_no_terminal_configured_refuses_card_payments(tmp_path: Path) -> None:
             sale = await rig.sale("COFFEE")
             err = await rig.refused("POST", f"/api/sales/{sale['id']}/payments", {})
             assert err["code"] == "terminal_unavailable" and "another tender" in err["message"]
+
+    run(body())
+
+
+def test_a_charge_refused_before_the_terminal_is_asked_charges_nothing(tmp_path: Path) -> None:
+    """A register's before-charge guard (LAN sync: "in checkout on Till 2") stops a card
+    payment before any byte goes to the terminal, and records no payment."""
+
+    def in_checkout_elsewhere(register: Register, sale_id: str) -> None:
+        raise Conflict(f"sale {sale_id} is in checkout on Till 2 (R2)", field="sale_id")
+
+    async def body() -> None:
+        async with register_app(tmp_path) as rig:
+            service = rig.app.state.service
+            await service.call(lambda r: r.before_charge.append(in_checkout_elsewhere))
+            sale = await rig.sale("COFFEE")
+            err = await rig.refused("POST", f"/api/sales/{sale['id']}/payments", {})
+            assert err["code"] == "conflict" and "in checkout on Till 2" in err["message"]
+            assert rig.sim.journal == []
+            assert (await rig.get_sale(sale["id"]))["tenders"] == []
+            await service.call(lambda r: r.before_charge.remove(in_checkout_elsewhere))
+            assert (await rig.pay(sale["id"]))["state"] == "approved"
 
     run(body())

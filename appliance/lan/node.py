@@ -34,9 +34,9 @@ from typing import Any
 
 from appliance import __version__
 from appliance.config import Config
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, Conflict
 from appliance.lan import replicate, wire
-from appliance.lan.actions import payment_guard, renew_leases
+from appliance.lan.actions import checkout_blocker, payment_guard, renew_leases
 from appliance.lan.crypto import ChannelError, Keyring, load_keyring
 from appliance.lan.registry import PeerDirectory, PeerEntry
 from appliance.lan.saved import held_sales
@@ -151,6 +151,12 @@ class LanNode:
         register.listeners.append(self._on_commit)
         # First, so later hooks (the back office outbox) see a lease op it adds.
         register.in_transaction.insert(0, payment_guard(self.directory, self.lan.lease_seconds))
+        register.before_charge.append(self._refuse_charge_in_checkout_elsewhere)
+
+    def _refuse_charge_in_checkout_elsewhere(self, register: Register, sale_id: str) -> None:
+        blocker = checkout_blocker(register, self.directory, sale_id)
+        if blocker is not None:
+            raise Conflict(f"sale {sale_id} is {blocker}: it cannot be paid here", field="sale_id")
 
     def _on_commit(self, ops: list[Op]) -> None:
         if self.loop is not None and ops:

@@ -388,6 +388,8 @@ class PaymentService:
         now = self.clock()
 
         def create(register: Register) -> Doc:
+            for guard in register.before_charge:  # e.g. in checkout on another register
+                guard(register, sale_id)
             wanted = amount
             if wanted is None:
                 totals = register.sale(sale_id)["totals"]
