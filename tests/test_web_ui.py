@@ -467,6 +467,15 @@ def test_offline_banner_when_the_back_office_is_unreachable(
         wait_until(
             lambda: shop.ok(shop.api.get("/api/sync/status"))["pending"] == 0, 20, "no drain"
         )
+        admin = new_page(browser)
+        log_in(admin, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+        admin.goto(shop.proc.url + "/admin")
+        assert "online" in admin.locator("#sync-state").inner_text()
+        assert "0 change(s)" in admin.locator("#sync-pending").inner_text()
+        admin.locator("#saved-sales-sync", has_text="on").wait_for()
+        admin.locator("#reset-warning").wait_for()
+        shop.shot(admin, "admin-status")
+        admin.context.close()
     finally:
         page.context.close()
         proxy.stop()

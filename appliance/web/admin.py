@@ -67,7 +67,12 @@ async def _sync(request: Request) -> Doc | None:
         }
 
     found: Doc = await _svc(request).call(read)
-    return {**found, "paired": engine.client is not None, "link": engine.link.as_dict()}
+    return {
+        **found,
+        "paired": engine.client is not None,
+        "link": engine.link.as_dict(),
+        "saved_sales_sync": engine.saved_sales_sync,
+    }
 
 
 @router.get("/registers", response_class=HTMLResponse)
