@@ -38,6 +38,15 @@ def attach(ctx: Context) -> None:
     ctx.app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     ctx.service.on_open.append(lambda register: _on_open(register, auth, hub))
+    if ctx.config.sync.enabled:
+        # Accounts the back office pushes (a `users` bundle) become this register's.
+        from appliance.auth.users import apply_users_bundle
+        from appliance.sync.bundles import register_bundle_handler
+
+        def apply_users(register: Register, payload: dict[str, Any]) -> None:
+            apply_users_bundle(register, payload)
+
+        register_bundle_handler("users", apply_users)
 
     async def start() -> None:
         hub.bind(asyncio.get_running_loop())
