@@ -34,6 +34,7 @@ APT_PACKAGES=(
     zstd              # compresses the initramfs
     e2fsprogs         # the data partition (mkfs.ext4 -d)
     libfaketime       # sync chaos test: registers with skewed clocks (LD_PRELOAD)
+    chromium          # the browser the web UI tests drive (Playwright, never its own download)
 )
 
 need_apt=()

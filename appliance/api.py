@@ -165,19 +165,9 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         """Each configured scanner: its last scan (and which device sent it), scans
         dropped for want of an AIM identifier, line noise (serial/BLE frames thrown
         away) and its error if it stopped."""
-        manager = app.state.scanners
-        return [
-            {
-                "scanner_id": sid,
-                "running": not task.done(),
-                "error": manager.errors.get(sid),
-                "last_scan": manager.last[sid].data if sid in manager.last else None,
-                "device": manager.last[sid].device if sid in manager.last else None,
-                "rejected": manager.rejected.get(sid, 0),
-                "noise": manager.noise(sid),
-            }
-            for sid, task in manager.tasks.items()
-        ]
+        from appliance.peripherals import scanners_status as status_of
+
+        return status_of(app.state.scanners)
 
     @app.get("/api/status")
     async def status() -> Doc:

@@ -320,8 +320,27 @@ class LanSection(_Section):
         return self
 
 
+def _default_quick_keys() -> list[str]:
+    return ["CROISSANT", "BREAD", "BAG", "BANANAS", "APPLES", "CARD-XMAS"]
+
+
 class WebSection(_Section):
-    """The sell screen, the admin panel and their authentication (issue 8)."""
+    """The sell screen, the admin panel and their authentication (issue 8).
+
+    The admin panel (and every manager-only route) answers browser sessions from this
+    machine only unless ``admin_from_lan`` is on (then also set ``http.host``). Accounts
+    are locked for ``lockout_minutes`` after ``lockout_failures`` wrong passwords/PINs.
+    """
+
+    admin_from_lan: bool = False
+    session_idle_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
+    session_max_hours: int = Field(default=24, ge=1, le=24 * 30)
+    lockout_failures: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+    # How long a supervisor's approval (price override, discount, void, refund) lasts.
+    approval_seconds: int = Field(default=60, ge=5, le=3600)
+    # SKUs on the sell screen's quick keys, in order.
+    quick_keys: list[str] = Field(default_factory=_default_quick_keys, max_length=48)
 
 
 with warnings.catch_warnings():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import Config
 from appliance.service import RegisterService
@@ -34,6 +34,22 @@ def scan_handler(service: RegisterService) -> Callable[[ScanEvent], Awaitable[No
         log.info("scan %r from %s: %s", scan.data, scan.scanner_id, result["action"])
 
     return on_scan
+
+
+def scanners_status(manager: ScannerManager) -> list[dict[str, Any]]:
+    """Each scanner's state (for GET /api/scanners and the admin panel)."""
+    return [
+        {
+            "scanner_id": sid,
+            "running": not task.done(),
+            "error": manager.errors.get(sid),
+            "last_scan": manager.last[sid].data if sid in manager.last else None,
+            "device": manager.last[sid].device if sid in manager.last else None,
+            "rejected": manager.rejected.get(sid, 0),
+            "noise": manager.noise(sid),
+        }
+        for sid, task in manager.tasks.items()
+    ]
 
 
 async def start_scanners(config: Config, service: RegisterService) -> ScannerManager:

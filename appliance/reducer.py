@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from appliance.auth.users import apply_user_upsert
 from appliance.reports import shift_report
 from appliance.sale import COMPLETED, OPEN, PARKED, VOIDED, compute_totals
 from appliance.storage.state import StateStore
@@ -300,6 +301,7 @@ REDUCERS: dict[str, Callable[[StateStore, Op, Doc], None]] = {
     "payment.declined_after": _payment_declined_after,
     "catalog.import": _catalog_import,
     "customer.upsert": _customer_upsert,
+    "user.upsert": apply_user_upsert,
 }
 
 # Saved-sale ops of LAN sync (rename, transfer, split/merge, checkout lease), and what

@@ -107,6 +107,9 @@ class Register:
         # Called inside the transaction, after the ops are applied: work that must be
         # atomic with the ops (a print job for a completed sale). Raising aborts all.
         self.in_transaction: list[Callable[[Register, list[Op]], None]] = []
+        # Called with (code, result, None) or (code, None, error) for every scan applied
+        # or refused by appliance.scan, so screens can cue "not found" and misreads.
+        self.scan_listeners: list[Callable[[str, Doc | None, Exception | None], None]] = []
         # Called before money is taken for a sale outside a tender op (a card payment
         # about to ask the terminal): raising an ApplianceError refuses the charge.
         self.before_charge: list[Callable[[Register, str], None]] = []

@@ -24,7 +24,7 @@ from appliance.barcodes import (
     VariableMeasureLayout,
     parse_barcode,
 )
-from appliance.errors import NotFound, ValidationError
+from appliance.errors import ApplianceError, NotFound, ValidationError
 from appliance.register import Register
 
 Doc = dict[str, Any]
@@ -59,15 +59,32 @@ def _find_product(register: Register, parsed: ParsedBarcode) -> Doc:
 
 
 def active_sale(register: Register) -> Doc:
-    """The sale scans go into: this register's newest open sale without tenders, or a new one."""
+    """The sale scans go into: this register's newest open sale without tenders (one it
+    resumed from another register included), or a new one."""
     for sale in reversed(register.sales("open")):
-        if sale["register_id"] == register.register_id and not sale["tenders"]:
+        holder = sale.get("holder") or sale["register_id"]
+        if holder == register.register_id and not sale["tenders"]:
             return sale
     return register.open_sale()
 
 
 def apply_scan(register: Register, code: str, sale_id: str | None = None) -> Doc:
-    """Apply one scan; returns {"action", "sale", "parsed", ...}. Refusals change nothing."""
+    """Apply one scan; returns {"action", "sale", "parsed", ...}. Refusals change nothing.
+
+    Every outcome, refusals included, goes to ``register.scan_listeners``.
+    """
+    try:
+        result = _apply_scan(register, code, sale_id)
+    except ApplianceError as exc:
+        for listener in register.scan_listeners:
+            listener(code, None, exc)
+        raise
+    for listener in register.scan_listeners:
+        listener(code, result, None)
+    return result
+
+
+def _apply_scan(register: Register, code: str, sale_id: str | None) -> Doc:
     if not isinstance(code, str) or not code or len(code) > 512:
         raise ValidationError("a scan must be 1-512 characters", field="code")
     parsed = parse_barcode(code, barcode_settings(register))
@@ -76,24 +93,29 @@ def apply_scan(register: Register, code: str, sale_id: str | None = None) -> Doc
     if parsed.kind == "receipt":
         original = register.sale_by_receipt(parsed.receipt_no or "")
         return {"action": "receipt", "sale": original, "receipt_no": original["receipt_no"]}
-    sale = register.sale(sale_id) if sale_id else active_sale(register)
+    # Everything that can refuse the scan is checked before a sale is opened for it,
+    # so an unknown code never leaves an empty sale behind.
     if parsed.kind == "customer":
+        register.customer(parsed.customer_code or "")
+        sale = register.sale(sale_id) if sale_id else active_sale(register)
         sale = register.set_customer(sale["id"], parsed.customer_code)
         return {"action": "customer", "sale": sale, "customer": sale["customer"]}
 
     product = _find_product(register, parsed)
-    if product["sold_by"] == "weight" and parsed.weight_g is not None:
-        if parsed.weight_g <= 0:
-            raise ValidationError(
-                f"{product['name']}: the label carries no weight; weigh the item",
-                field="weight_g",
-            )
-        sale = register.add_line(sale["id"], product["sku"], weight_g=parsed.weight_g, scanned=code)
-    elif product["sold_by"] == "weight" and parsed.price_minor is None:  # plain code
+    weighed = product["sold_by"] == "weight"
+    if weighed and parsed.weight_g is not None and parsed.weight_g <= 0:
+        raise ValidationError(
+            f"{product['name']}: the label carries no weight; weigh the item",
+            field="weight_g",
+        )
+    if weighed and parsed.weight_g is None and parsed.price_minor is None:  # plain code
         raise ValidationError(
             f"{product['name']} is sold by weight: weigh it or scan its scale label",
             field="weight_g",
         )
+    sale = register.sale(sale_id) if sale_id else active_sale(register)
+    if weighed and parsed.weight_g is not None:
+        sale = register.add_line(sale["id"], product["sku"], weight_g=parsed.weight_g, scanned=code)
     elif parsed.price_minor is not None:
         sale = register.add_line(
             sale["id"], product["sku"], label_price=parsed.price_minor, scanned=code

@@ -80,7 +80,8 @@ class Bench:
     async def get(self, i: int, path: str, **params: Any) -> Any:
         for attempt in range(3):
             try:
-                return (await self.http.get(self.lan.url(i) + path, params=params)).json()
+                url = self.lan.url(i) + path
+                return (await self.http.get(url, params=params, headers=self.lan.headers(i))).json()
             except httpx.RemoteProtocolError:  # a keep-alive connection closed under us
                 if attempt == 2:
                     raise
@@ -92,7 +93,8 @@ class Bench:
             raise RuntimeError(f"registers exited: {dead}: {self.lan.log(int(dead[0][1:]) - 1)}")
 
     async def post(self, i: int, path: str, body: Any = None) -> Any:
-        response = await self.http.post(self.lan.url(i) + path, json=body)
+        url = self.lan.url(i) + path
+        response = await self.http.post(url, json=body, headers=self.lan.headers(i))
         if response.status_code >= 400:
             raise RuntimeError(f"R{i + 1} {path}: {response.text}")
         return response.json()

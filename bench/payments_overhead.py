@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from appliance.api import create_app
+from appliance.auth.tokens import bearer_headers
 from appliance.config import config_from_dict
 from drivers.zvt.client import ZvtClient
 from drivers.zvt.transport import ZvtTimeouts, open_tcp
@@ -92,7 +93,9 @@ async def main(payments: int, rounds: int) -> None:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://register"
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://register",
+                headers=bearer_headers(cfg.data_dir),
             )
             stack.push_async_callback(client.aclose)
             await client.post("/api/shifts", json={"float_minor": 0})

@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -84,7 +82,7 @@ def drain(engine: str, template: Path, work: Path, sales: int, batch: int) -> tu
         )
         try:
             reg.start()
-            client = httpx.Client(base_url=reg.url, timeout=60)
+            client = reg.client(timeout=60)
             start = time.perf_counter()
             resp = client.post(
                 "/api/sync/pair", json={"url": office.url, "code": admin.pairing_code()}

@@ -1,4 +1,11 @@
-"""Shared fixtures: real SQLite files in tmp folders, real register processes on loopback."""
+"""Shared fixtures: real SQLite files in tmp folders, real register processes on loopback.
+
+Authentication: the core API answers only with the right role. Machine clients (these
+tests, the HIL tiers) send the register's machine token, which the register writes to
+``<data_dir>/api-token`` at first start: ``bearer_headers(data_dir)``. Use
+``api_client(config)`` for an in-process app and ``RegisterProcess.client()`` /
+``.headers`` for a real process; browser tests log in like a person (tests/web/).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from hypothesis import settings
 
+from appliance.auth.tokens import bearer_headers
 from appliance.config import Config, config_from_dict
 from appliance.register import Register
 
@@ -66,6 +75,24 @@ def shift_register(register: Register) -> Register:
     return register
 
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from appliance.service import RegisterService
+
+
+@contextmanager
+def api_client(config: Config, service: RegisterService | None = None) -> Iterator[TestClient]:
+    """The app in-process (lifespan run), authenticated with the machine token."""
+    from fastapi.testclient import TestClient
+
+    from appliance.api import create_app
+
+    with TestClient(create_app(config, service)) as client:
+        client.headers.update(bearer_headers(config.data_dir))
+        yield client
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,6 +119,15 @@ class RegisterProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The machine token's Authorization header (the register writes it at start)."""
+        return bearer_headers(self.data_dir)
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        """An HTTP client on this register that acts with the machine token."""
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
 
     def start(self, timeout: float = 20.0) -> float:
         cmd = [str(VENV_BIN / "appliance"), "run", "--data-dir", str(self.data_dir)]
@@ -136,3 +172,36 @@ def register_process(tmp_path: Path) -> Iterator[RegisterProcess]:
     proc = RegisterProcess(tmp_path / "data")
     yield proc
     proc.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Debian chromium per test module, driven by Playwright.
+
+    Debian's chromium (bootstrap.sh installs it); Playwright's own browser download
+    is never used. Tests open their own contexts (cookies) and pages on it. Module
+    scope, not session: Playwright's sync API keeps an event loop running on the
+    test thread while it is open, which would break ``asyncio.run`` in every later
+    test module (keep browser tests together in a module; run asyncio on a thread).
+    """
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run ./bootstrap.sh setup (apt package chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -206,12 +206,18 @@ class ShopLan:
                 raise RuntimeError(f"registers {sorted(waiting)} not ready in {timeout}s")
             time.sleep(0.1)
 
+    def headers(self, i: int) -> dict[str, str]:
+        """Register i's machine token (made in its data folder at its first start)."""
+        from appliance.auth.tokens import bearer_headers
+
+        return bearer_headers(self.folder / f"r{i + 1}" / "data")
+
     def get(self, i: int, path: str) -> Any:
-        response = self.client.get(self.url(i) + path)
+        response = self.client.get(self.url(i) + path, headers=self.headers(i))
         return response.json()
 
     def post(self, i: int, path: str, body: Any = None) -> httpx.Response:
-        return self.client.post(self.url(i) + path, json=body)
+        return self.client.post(self.url(i) + path, json=body, headers=self.headers(i))
 
     def wait(self, check: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from appliance.api import create_app
+from appliance.auth.tokens import bearer_headers
 from appliance.config import config_from_dict
 from appliance.payments.service import PaymentService
 from hil.zvt_sim.script import parse_outcome
@@ -112,7 +113,11 @@ async def register_app(
     app = create_app(config_from_dict(cfg))
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r")
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://r",
+            headers=bearer_headers(app.state.features.config.data_dir),
+        )
         stack.push_async_callback(client.aclose)
         svc: PaymentService = app.state.payments
         await svc.ensure_started()  # it starts in the background; the rig needs its simulator

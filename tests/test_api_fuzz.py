@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.api import create_app
+from appliance.auth.tokens import bearer_headers
 from tests.conftest import CATALOG_CSV, make_config
 
 ENDPOINTS = [
@@ -37,6 +38,8 @@ ENDPOINTS = [
     ("post", "/api/customers"),
     ("put", "/api/products/FUZZ"),
     ("post", "/api/catalog/import"),
+    ("put", "/api/users/fuzzer"),
+    ("post", "/api/users/fuzzer/unlock"),
 ]
 FIELDS = [
     "code",
@@ -59,6 +62,11 @@ FIELDS = [
     "barcodes",
     "sold_by",
     "tax_category",
+    "role",
+    "password",
+    "pin",
+    "disabled",
+    "clear_pin",
 ]
 scalars = (
     st.none()
@@ -115,6 +123,7 @@ def _state(tmp_path_factory: Any) -> dict[str, Any]:
     config = make_config(tmp_path_factory.mktemp("fuzz"))
     client = TestClient(create_app(config))
     client.__enter__()
+    client.headers.update(bearer_headers(config.data_dir))
     client.post("/api/catalog/import", content=CATALOG_CSV)
     client.post("/api/shifts", json={"float_minor": 1000})
 

@@ -23,8 +23,10 @@ ROUNDS = 15
 MAX_SECONDS = 120
 
 
-def _sell_until_error(url: str, acknowledged: dict[str, str], stop: threading.Event) -> None:
-    client = httpx.Client(base_url=url, timeout=5)
+def _sell_until_error(
+    proc: RegisterProcess, acknowledged: dict[str, str], stop: threading.Event
+) -> None:
+    client = proc.client(timeout=5)
     try:
         while not stop.is_set():
             sid = client.post("/api/sales").json()["id"]
@@ -51,12 +53,13 @@ def test_sigkill_under_load_loses_no_completed_sale(tmp_path: Path) -> None:
     checked = 0
     try:
         proc.start()
-        httpx.post(f"{proc.url}/api/shifts", json={"float_minor": 0}).raise_for_status()
+        with proc.client() as client:
+            client.post("/api/shifts", json={"float_minor": 0}).raise_for_status()
         for _ in range(ROUNDS):
             assert time.monotonic() - started < MAX_SECONDS, "crash test ran out of time"
             stop = threading.Event()
             workers = [
-                threading.Thread(target=_sell_until_error, args=(proc.url, acknowledged, stop))
+                threading.Thread(target=_sell_until_error, args=(proc, acknowledged, stop))
                 for _ in range(2)
             ]
             for w in workers:
@@ -67,7 +70,7 @@ def test_sigkill_under_load_loses_no_completed_sale(tmp_path: Path) -> None:
             for w in workers:
                 w.join(10)
             proc.start()
-            with httpx.Client(base_url=proc.url) as client:
+            with proc.client() as client:
                 for sid in list(acknowledged)[checked:]:
                     resp = client.get(f"/api/sales/{sid}")
                     assert resp.status_code == 200, f"acknowledged sale {sid} lost"

@@ -173,16 +173,15 @@ def test_bench_tier_against_a_register_named_in_a_bench_file(
     process on loopback); scan injection through /dev/uinput or a HID gadget fails
     saying what is missing when the machine has neither."""
     register_process.start()
+    token = register_process.data_dir / "api-token"
+    target = f'[register]\nurl = "{register_process.url}"\ntoken_file = "{token}"\n'
     bench = tmp_path / "bench.toml"
-    bench.write_text(f'[register]\nurl = "{register_process.url}"\n[scanner]\ninject = "api"\n')
+    bench.write_text(target + '[scanner]\ninject = "api"\n')
     scenario = load_scenario(SCENARIOS / "misread-and-park.scenario.toml")
     scenario.tiers = ("bench",)
     result = asyncio.run(run_scenario(scenario, "bench", bench))
     assert result.ok, [(s.title, s.error) for s in result.steps]
-    bench.write_text(
-        f'[register]\nurl = "{register_process.url}"\n'
-        '[scanner]\ninject = "hidg"\ndevice = "/nonexistent/hidg0"\n'
-    )
+    bench.write_text(target + '[scanner]\ninject = "hidg"\ndevice = "/nonexistent/hidg0"\n')
     result = asyncio.run(run_scenario(scenario, "bench", bench))
     assert not result.ok
     assert "HID gadget /nonexistent/hidg0 does not exist" in (result.steps[0].error or "")

@@ -9,14 +9,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from appliance.api import create_app
 from appliance.config import Config
-from tests.conftest import CATALOG_CSV, RegisterProcess
+from tests.conftest import CATALOG_CSV, RegisterProcess, api_client
 
 
 @pytest.fixture
 def client(config: Config) -> Iterator[TestClient]:
-    with TestClient(create_app(config)) as c:
+    with api_client(config) as c:
         assert c.post("/api/catalog/import", content=CATALOG_CSV).status_code == 200
         yield c
 
@@ -190,8 +189,8 @@ def test_openapi_is_published(client: TestClient) -> None:
 def test_real_process_serves_the_demo_catalog(register_process: RegisterProcess) -> None:
     ready_s = register_process.start()
     assert ready_s < 15
-    url = register_process.url
-    product = httpx.get(f"{url}/api/catalog/lookup", params={"code": "4006381333931"}).json()
-    assert product["name"] == "Ground coffee 250 g"
-    missing = httpx.get(f"{url}/api/catalog/lookup", params={"code": "12345"})
+    with register_process.client() as client:
+        product = client.get("/api/catalog/lookup", params={"code": "4006381333931"}).json()
+        assert product["name"] == "Ground coffee 250 g"
+        missing = client.get("/api/catalog/lookup", params={"code": "12345"})
     assert missing.status_code == 404 and missing.json()["error"]["value"] == "12345"

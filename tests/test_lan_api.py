@@ -14,14 +14,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from appliance.api import create_app
-from tests.conftest import CATALOG_CSV, VENV_BIN, RegisterProcess, make_config
+from tests.conftest import CATALOG_CSV, VENV_BIN, RegisterProcess, api_client, make_config
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     config = make_config(tmp_path, register={"id": "R1", "name": "Front"})
-    with TestClient(create_app(config)) as c:
+    with api_client(config) as c:
         assert c.post("/api/catalog/import", content=CATALOG_CSV).status_code == 200
         yield c
 

@@ -86,7 +86,9 @@ def test_registers_discover_sync_partition_and_heal(shop: ShopLan) -> None:
     lonely = shop.post(3, "/api/sales").json()
     shop.post(3, f"/api/sales/{lonely['id']}/lines", {"code": COFFEE})
     shop.post(3, f"/api/sales/{lonely['id']}/park", {"name": "Bar"})
-    missing = shop.client.get(f"{shop.url(0)}/api/lan/sales/{lonely['id']}")
+    missing = shop.client.get(
+        f"{shop.url(0)}/api/lan/sales/{lonely['id']}", headers=shop.headers(0)
+    )
     assert missing.status_code == 404
     error = missing.json()["error"]
     assert error["code"] == "sale_not_found" and error["holder"] == "R4"

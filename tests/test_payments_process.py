@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from drivers.zvt.pan import find_full_pans, luhn_ok
@@ -57,7 +56,7 @@ def start_register(tmp_path: Path, terminal: ThreadedTerminal) -> RegisterProces
 
 class Api:
     def __init__(self, proc: RegisterProcess) -> None:
-        self.http = httpx.Client(base_url=proc.url, timeout=15)
+        self.http = proc.client(timeout=15)
 
     def ok(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
         resp = self.http.request(method, path, json=body)

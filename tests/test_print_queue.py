@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appliance.api import create_app
+from appliance.auth.tokens import bearer_headers
 from hil.virtual_printer.control import PrinterControl
 from tests.conftest import CATALOG_CSV, make_config
 from tests.printer_rig import PrinterRig, barcode_count, wait_until
@@ -36,6 +37,7 @@ def start_register(tmp_path: Path, connection: str, **printer: Any) -> TestClien
     config = make_config(tmp_path, printer={**settings, **printer})
     client = TestClient(create_app(config))
     client.__enter__()
+    client.headers.update(bearer_headers(config.data_dir))
     client.post("/api/catalog/import", content=CATALOG_CSV).raise_for_status()
     client.post("/api/shifts", json={"float_minor": 10_000}).raise_for_status()
     return client

@@ -71,7 +71,7 @@ def test_receipt_waits_through_a_register_kill_and_prints_once(
     register = RegisterProcess(tmp_path / "data", config)
     try:
         register.start()
-        with httpx.Client(base_url=register.url, timeout=10) as client:
+        with register.client() as client:
             client.post("/api/catalog/import", content=CATALOG_CSV).raise_for_status()
             client.post("/api/shifts", json={"float_minor": 0}).raise_for_status()
             control.set(paper_lines=8)  # the roll ends inside the first receipt
@@ -84,7 +84,7 @@ def test_receipt_waits_through_a_register_kill_and_prints_once(
             )
         register.kill()
         register.start()
-        with httpx.Client(base_url=register.url, timeout=10) as client:
+        with register.client() as client:
             after = [sell_cash(client)]  # selling goes on while the receipts wait
             jobs = client.get("/api/printer/jobs").json()
             # the first is in the printer's buffer, half printed; the others never left

@@ -115,6 +115,9 @@ def stage(
     try:
         boot_s = run(stage.vm.boot(timeout=180), timeout=200)
         say(f"qemu stage: boot to READY {boot_s:.1f} s ({stage.vm.accel})")
+        token = guest(run, stage, ["cat", "/var/lib/register-appliance/data/api-token"])
+        assert token.rc == 0 and token.stdout.strip(), token.stderr
+        AUTH["Authorization"] = f"Bearer {token.stdout.strip()}"
         yield stage
     finally:
         run(stage.close(), timeout=60)
@@ -122,8 +125,11 @@ def stage(
             + ", ".join(f"{b:.1f} s" for b in stage.vm.boots))  # fmt: skip
 
 
+AUTH: dict[str, str] = {}  # the register's machine token, read from the data partition
+
+
 def api(stage: Stage, method: str, path: str, body: Any = None) -> Any:
-    resp = httpx.request(method, stage.vm.api + path, json=body, timeout=30)
+    resp = httpx.request(method, stage.vm.api + path, json=body, headers=AUTH, timeout=30)
     assert resp.status_code < 400, f"{method} {path}: {resp.status_code} {resp.text}"
     return resp.json()
 

@@ -86,3 +86,14 @@ def test_scans_go_to_the_active_sale(register: Register) -> None:
     first = apply_scan(register, "BEER")["sale"]
     second = apply_scan(register, "BEER")["sale"]
     assert first["id"] == second["id"] and len(second["lines"]) == 2
+
+
+def test_refused_scans_open_no_sale_and_reach_the_scan_listeners(register: Register) -> None:
+    heard: list[tuple[str, bool]] = []
+    register.scan_listeners.append(lambda code, result, error: heard.append((code, not error)))
+    for code in ("12345670", "CUST0000", "APPLES"):  # unknown, unknown customer, needs weight
+        with pytest.raises((NotFound, ValidationError)):
+            apply_scan(register, code)
+    assert register.sales("open") == []
+    apply_scan(register, "BEER")
+    assert heard == [("12345670", False), ("CUST0000", False), ("APPLES", False), ("BEER", True)]

@@ -64,7 +64,9 @@ def _lines(proc: RegisterProcess, count: int) -> list[str]:
     deadline = time.monotonic() + 10
     lines: list[str] = []
     while time.monotonic() < deadline:
-        sales = httpx.get(f"{proc.url}/api/sales", params={"status": "open"}).json()
+        sales = httpx.get(
+            f"{proc.url}/api/sales", params={"status": "open"}, headers=proc.headers
+        ).json()
         lines = [x["sku"] for s in sales for x in s["lines"]]
         if len(lines) >= count:
             break
@@ -106,7 +108,10 @@ def test_serial_and_ble_scanners_in_a_register_process_make_sale_lines(
         assert _lines(proc, 2) == ["COFFEE-250", "BAG"]
         ble_rig.run(ble_rig.scanner.send(b"]E05449000000996\r2100002012341\r"))  # water, bananas
         assert _lines(proc, 4) == ["COFFEE-250", "BAG", "WATER-6", "BANANAS"]
-        status = {s["scanner_id"]: s for s in httpx.get(f"{proc.url}/api/scanners").json()}
+        status = {
+            s["scanner_id"]: s
+            for s in httpx.get(f"{proc.url}/api/scanners", headers=proc.headers).json()
+        }
         assert status["counter-scanner"] == {
             "scanner_id": "counter-scanner", "running": True, "error": None,
             "last_scan": "2000000000022", "device": str(link), "rejected": 0, "noise": 1,

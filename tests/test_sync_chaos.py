@@ -59,14 +59,14 @@ def _env(skew: str | None) -> dict[str, str]:
 class Seller(threading.Thread):
     """Sells until it has sold enough or time is up; rides out its register's restarts."""
 
-    def __init__(self, url: str, deadline: float, rng: random.Random) -> None:
+    def __init__(self, reg: RegisterProcess, deadline: float, rng: random.Random) -> None:
         super().__init__(daemon=True)
-        self.url, self.deadline, self.rng = url, deadline, rng
+        self.reg, self.deadline, self.rng = reg, deadline, rng
         self.acknowledged: dict[str, str] = {}
         self.errors: list[str] = []
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5) as client:
+        with self.reg.client(timeout=5) as client:
             while len(self.acknowledged) < SALES_PER_REGISTER and time.monotonic() < self.deadline:
                 try:
                     self._sale(client)
@@ -145,14 +145,14 @@ def test_chaos_every_sale_exactly_once_and_nothing_pending(tmp_path: Path) -> No
         for thread in starting:
             thread.join(60)
         for rid, reg in registers.items():
-            with httpx.Client(base_url=reg.url, timeout=10) as client:
+            with reg.client() as client:
                 client.post("/api/shifts", json={"float_minor": 0}).raise_for_status()
                 code = admin.pairing_code(store)
                 pair = client.post("/api/sync/pair", json={"url": proxies[rid].url, "code": code})
                 assert pair.status_code == 200, pair.text
         deadline = time.monotonic() + LOAD_SECONDS
         for rid, reg in registers.items():
-            sellers[rid] = Seller(reg.url, deadline, random.Random(rng.random()))
+            sellers[rid] = Seller(reg, deadline, random.Random(rng.random()))
             sellers[rid].start()
 
         # 1. The network to the back office drops for everyone, then comes back.
@@ -184,7 +184,7 @@ def test_chaos_every_sale_exactly_once_and_nothing_pending(tmp_path: Path) -> No
         # Settle: everything up; every register drains on its own.
         def settled() -> bool:
             for reg in registers.values():
-                st = httpx.get(f"{reg.url}/api/sync/status", timeout=5).json()
+                st = httpx.get(f"{reg.url}/api/sync/status", headers=reg.headers, timeout=5).json()
                 if not st["online"] or st["pending"] or st["errored"]:
                     return False
             return True

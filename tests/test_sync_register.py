@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appliance.api import create_app
+from appliance.auth.tokens import bearer_headers
 from tests.conftest import CATALOG_CSV, VENV_BIN, make_config
 from tests.sync_support import (
     FAST_SYNC,
@@ -71,6 +72,7 @@ class Shop:
         )
         client = TestClient(create_app(config))
         client.__enter__()
+        client.headers.update(bearer_headers(config.data_dir))
         self.clients.append(client)
         client.post("/api/catalog/import", content=CATALOG_CSV).raise_for_status()
         client.post("/api/shifts", json={"float_minor": 0}).raise_for_status()
@@ -151,6 +153,7 @@ def test_status_command_prints_the_contract(shop: Shop, tmp_path: Path) -> None:
         create_app(make_config(tmp_path, register={"id": "R9", "data_dir": str(data)}))
     )
     with client:
+        client.headers.update(bearer_headers(data))
         sell_setup = client.post("/api/shifts", json={"float_minor": 0})
         assert sell_setup.status_code == 201
         client.post("/api/customers", json={"code": "X", "name": "Y"})
@@ -373,3 +376,41 @@ def test_retry_now_and_network_changes_probe_at_once(shop: Shop) -> None:
     shop.proxy.command("up")
     assert r1.post("/api/sync/now").json()["synced"]
     assert drained(r1)
+
+
+def test_accounts_pushed_by_the_back_office_log_in_at_the_register(shop: Shop) -> None:
+    import hashlib
+
+    salt = bytes(range(16))
+    key = hashlib.scrypt(b"counter-pass-1", salt=salt, n=2**14, r=8, p=1, dklen=32)
+    users = {
+        "users": [
+            {
+                "username": "maria",
+                "name": "Maria Manager",
+                "role": "manager",
+                "password_hash": f"scrypt${2**14}$8$1${salt.hex()}${key.hex()}",
+                "pin_hash": None,
+                "disabled": False,
+            }
+        ]
+    }
+    r1 = shop.register("R1")
+    shop.admin.http.put(f"/api/v1/stores/{shop.store}/bundles/users", json=users).raise_for_status()
+    shop.admin.http.post(f"/api/v1/stores/{shop.store}/registers/sync").raise_for_status()
+    listed = wait_until(
+        lambda: {u["username"]: u for u in r1.get("/api/users").json()}.get("maria"),
+        10,
+        "the pushed account did not arrive",
+    )
+    assert listed["role"] == "manager" and listed["name"] == "Maria Manager"
+    origin = {"origin": "http://testserver"}
+    wrong = r1.post(
+        "/auth/login", json={"username": "maria", "password": "not-her-pass"}, headers=origin
+    )
+    assert wrong.status_code == 401
+    ok = r1.post(
+        "/auth/login", json={"username": "maria", "password": "counter-pass-1"}, headers=origin
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["user"]["role"] == "manager"

@@ -41,8 +41,12 @@ def list_registers(args: argparse.Namespace) -> int:
         return 2
     host = "127.0.0.1" if config.http.host in ("0.0.0.0", "") else config.http.host
     url = f"http://{host}:{config.http.port}/api/lan/registers"
+    from appliance.auth.tokens import bearer_headers
+
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        # A local tool: it acts with the register's machine token from the data folder.
+        request = urllib.request.Request(url, headers=bearer_headers(config.data_dir))
+        with urllib.request.urlopen(request, timeout=5) as response:
             data = json.load(response)
     except (urllib.error.URLError, OSError) as exc:
         print(f"appliance: cannot reach the register at {url}: {exc}", file=sys.stderr)

@@ -66,11 +66,13 @@ def run(args: argparse.Namespace) -> int:
             f"http://{host}:{port}/",
             file=sys.stderr,
         )
+        # Open event streams (sell screens) must not hold a restart: they reconnect.
         server = NotifyingServer(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"),
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                           timeout_graceful_shutdown=3),
             f"register {config.register.id} ready on http://{host}:{port}/",
             app.state.service,
-        )
+        )  # fmt: skip
         server.run()
     except ApplianceError as exc:
         print(f"appliance: {exc}", file=sys.stderr)

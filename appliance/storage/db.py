@@ -127,6 +127,12 @@ def _m6_lan(db: sqlite_utils.Database) -> None:
     create(db)
 
 
+def _m7_auth(db: sqlite_utils.Database) -> None:
+    from appliance.auth.schema import create
+
+    create(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_identity_and_indexes,
@@ -134,11 +140,12 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m4_sync,
     _m5_print_queue,
     _m6_lan,
+    _m7_auth,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables whose content is derived from the op log (compared by `appliance db check`).
-STATE_TABLES = ("sales", "shifts", "products", "barcodes", "customers", "counters")
+STATE_TABLES = ("sales", "shifts", "products", "barcodes", "customers", "counters", "users")
 
 
 def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:

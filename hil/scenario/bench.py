@@ -4,6 +4,7 @@ A bench file (TOML) says where the bench's register answers and how scans reach 
 
     [register]
     url = "http://192.0.2.10:8080"       # the register under test
+    token_file = "bench-api-token"       # a copy of the register's <data_dir>/api-token
 
     [scanner]
     inject = "hidg"                      # api | uinput | hidg
@@ -78,7 +79,19 @@ class BenchTier(Tier):
         url = self.bench.get("register", {}).get("url")
         if not url:
             raise StepFailed(f"bench file {self.bench_file}: register.url is required")
-        self.client = httpx.AsyncClient(base_url=url, timeout=10)
+        token_file = self.bench.get("register", {}).get("token_file")
+        if not token_file:
+            raise StepFailed(
+                f"bench file {self.bench_file}: register.token_file is required (a copy of "
+                "the register's <data_dir>/api-token: the API needs its machine token)"
+            )
+        try:
+            token = Path(token_file).read_text(encoding="ascii").strip()
+        except OSError as exc:
+            raise StepFailed(f"bench file {self.bench_file}: register.token_file: {exc}") from None
+        self.client = httpx.AsyncClient(
+            base_url=url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
         self.inject = self.bench.get("scanner", {}).get("inject", "api")
         if self.inject not in ("api", "uinput", "hidg"):
             raise StepFailed("bench file: scanner.inject must be api, uinput or hidg")

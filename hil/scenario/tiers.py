@@ -274,8 +274,14 @@ class InProcessTier(Tier):
         self.stack = contextlib.AsyncExitStack()
         await self.stack.enter_async_context(app.router.lifespan_context(app))
         self.service = app.state.service
+        # A machine client, as every client of the API: the token the register made
+        # in its data folder when it opened.
+        from appliance.auth.tokens import bearer_headers
+
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://register"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://register",
+            headers=bearer_headers(self.config.data_dir),
         )
 
     async def stop(self) -> None:
@@ -355,6 +361,9 @@ class VirtualTier(Tier):
                 raise StepFailed(f"register exited with {self.proc.returncode}")
             try:
                 if (await self.client.get("/health")).status_code == 200:
+                    from appliance.auth.tokens import bearer_headers
+
+                    self.client.headers.update(bearer_headers(self.folder / "data"))
                     return
             except httpx.HTTPError:
                 pass

@@ -1,0 +1,217 @@
+"""The admin panel (/admin): server-rendered pages over the register's API.
+
+Each page reads on the register's thread and renders; every button calls the JSON
+API, so the panel can do exactly what a manager's API client can, with the same
+checks. Pages for parts another feature provides show what that feature exposes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from appliance.auth.users import list_users
+from appliance.errors import ApplianceError
+from appliance.register import Register
+from appliance.service import RegisterService
+from appliance.web import screen_data
+from appliance.web.render import page
+
+Doc = dict[str, Any]
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+SECTIONS = (
+    ("status", "/admin", "Status"),
+    ("registers", "/admin/registers", "Registers"),
+    ("peripherals", "/admin/peripherals", "Peripherals"),
+    ("sales", "/admin/sales", "Saved sales"),
+    ("shifts", "/admin/shifts", "Shifts"),
+    ("payments", "/admin/payments", "Offline payments"),
+    ("catalog", "/admin/catalog", "Catalog"),
+    ("users", "/admin/users", "Users"),
+    ("settings", "/admin/settings", "Settings"),
+    ("receipt", "/admin/receipt-preview", "Receipt preview"),
+)
+
+
+def _svc(request: Request) -> RegisterService:
+    svc: RegisterService = request.app.state.service
+    return svc
+
+
+def _admin(request: Request, section: str, template: str, **context: Any) -> Response:
+    printing = getattr(request.app.state, "printing", None) is not None
+    return page(request, template, sections=SECTIONS, section=section, printing=printing, **context)
+
+
+@router.get("", response_class=HTMLResponse)
+async def status(request: Request) -> Response:
+    info: Doc = await _svc(request).call(screen_data.status)
+    return _admin(request, "status", "admin/status.html", info=info, sync=await _sync(request))
+
+
+async def _sync(request: Request) -> Doc | None:
+    """The back office link as the status page shows it (None without sync)."""
+    engine = getattr(request.app.state, "sync", None)
+    if engine is None:
+        return None
+    from appliance.sync import outbox
+    from appliance.sync import reset as reset_data
+
+    def read(register: Register) -> Doc:
+        return {
+            **outbox.contract(register.conn, register.register_id, engine.link.online),
+            "reset": reset_data.preview(register),
+        }
+
+    found: Doc = await _svc(request).call(read)
+    return {
+        **found,
+        "paired": engine.client is not None,
+        "link": engine.link.as_dict(),
+        "saved_sales_sync": engine.saved_sales_sync,
+    }
+
+
+@router.get("/registers", response_class=HTMLResponse)
+async def registers(request: Request) -> Response:
+    from appliance.web.sell import has_route
+
+    info: Doc = await _svc(request).call(screen_data.status)
+    lan = has_route(request, "/api/lan/registers")
+    return _admin(request, "registers", "admin/registers.html", info=info, lan=lan)
+
+
+@router.get("/peripherals", response_class=HTMLResponse)
+async def peripherals(request: Request) -> Response:
+    from appliance.peripherals import scanners_status
+
+    manager = getattr(request.app.state, "scanners", None)
+    scanners = scanners_status(manager) if manager is not None else []
+    service = getattr(request.app.state, "payments", None)
+    terminal = await service.terminal_status() if service is not None else None
+    printing = getattr(request.app.state, "printing", None)
+    printer = await printing.status() if printing is not None else None
+    failed: list[Doc] = []
+    if printing is not None:
+        from appliance.printing import queue
+
+        failed = await _svc(request).call(queue.jobs, "failed", 50)
+    return _admin(
+        request,
+        "peripherals",
+        "admin/peripherals.html",
+        scanners=scanners,
+        terminal=terminal,
+        printer=printer,
+        failed_jobs=failed,
+    )
+
+
+@router.get("/sales", response_class=HTMLResponse)
+async def sales(request: Request) -> Response:
+    svc = _svc(request)
+    saved: list[Doc] = await svc.call(screen_data.saved_sales)
+    recent: list[Doc] = await svc.call(screen_data.recent_sales)
+    return _admin(request, "sales", "admin/sales.html", saved=saved, recent=recent)
+
+
+@router.get("/sales/{sale_id}", response_class=HTMLResponse)
+async def sale(request: Request, sale_id: str) -> Response:
+    from appliance.web.sell import has_route
+
+    doc: Doc = await _svc(request).call(Register.sale, sale_id)
+    lan = has_route(request, "/api/lan/sales/{sale_id}/transfer")
+    return _admin(request, "sales", "admin/sale.html", sale=doc, lan=lan)
+
+
+@router.get("/shifts", response_class=HTMLResponse)
+async def shifts(request: Request) -> Response:
+    svc = _svc(request)
+    current: Doc | None = await svc.call(Register.current_shift)
+    x_report = await svc.call(Register.x_report) if current else None
+    history: list[Doc] = await svc.call(screen_data.shifts)
+    return _admin(
+        request,
+        "shifts",
+        "admin/shifts.html",
+        current=current,
+        x_text=_report_text(request, x_report, "X report") if x_report else "",
+        history=[s for s in history if s["status"] == "closed"],
+    )
+
+
+def _report_text(request: Request, report: Doc, title: str) -> str:
+    """The report as the printer prints it (one label and value per line)."""
+    from appliance.reports import format_report
+
+    decimals = request.app.state.features.config.store.currency_decimals
+    return format_report(report, title, decimals)
+
+
+@router.get("/shifts/{number}", response_class=HTMLResponse)
+async def z_report(request: Request, number: int) -> Response:
+    try:
+        report: Doc = await _svc(request).call(Register.z_report, number)
+    except ApplianceError as exc:
+        return _admin(request, "shifts", "admin/message.html", message=exc.message)
+    text = _report_text(request, report, f"Z report {report.get('z_no', number)}")
+    return _admin(request, "shifts", "admin/z.html", report=report, text=text)
+
+
+@router.get("/payments", response_class=HTMLResponse)
+async def payments(request: Request) -> Response:
+    service = getattr(request.app.state, "payments", None)
+    overview = await service.offline_overview() if service is not None else None
+    return _admin(request, "payments", "admin/payments.html", overview=overview)
+
+
+@router.get("/catalog", response_class=HTMLResponse)
+async def catalog(request: Request, q: str = "") -> Response:
+    svc = _svc(request)
+    products: list[Doc] = await svc.call(Register.search_products, q[:64], 200)
+    updates: list[Doc] = await svc.call(screen_data.catalog_updates)
+    return _admin(request, "catalog", "admin/catalog.html", products=products, q=q, updates=updates)
+
+
+@router.get("/users", response_class=HTMLResponse)
+async def users(request: Request) -> Response:
+    import time
+
+    from appliance.auth.lockout import locked_accounts
+
+    svc = _svc(request)
+    found: list[Doc] = await svc.call(list_users)
+    locked: dict[str, float] = await svc.call(locked_accounts, time.time())
+    return _admin(request, "users", "admin/users.html", users=found, locked=locked)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings(request: Request) -> Response:
+    config = request.app.state.features.config
+    keys: list[Doc] = await _svc(request).call(screen_data.quick_keys, list(config.web.quick_keys))
+    sections = {
+        name: getattr(config, name).model_dump(mode="json")
+        for name in type(config).model_fields
+        if name != "source"
+    }
+    return _admin(request, "settings", "admin/settings.html", config_sections=sections, keys=keys)
+
+
+@router.get("/receipt-preview", response_class=HTMLResponse)
+async def receipt_preview(request: Request) -> Response:
+    last: Doc | None = await _svc(request).call(screen_data.last_completed)
+    text = None
+    service = getattr(request.app.state, "printing", None)
+    if last is not None and service is not None:
+        import asyncio
+
+        from appliance.printing.preview import render_preview
+
+        raw = await asyncio.to_thread(
+            render_preview, last, service.profile, service.settings, "text"
+        )
+        text = raw.decode("utf-8", errors="replace")
+    return _admin(request, "receipt", "admin/receipt.html", sale=last, text=text)
