@@ -145,10 +145,13 @@ def _first_start(folder: Path, firstboot: str) -> tuple[subprocess.Popen[bytes],
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _sync_status(url: str) -> dict[str, Any] | None:
+def _sync_status(url: str, folder: Path) -> dict[str, Any] | None:
+    token = folder / "data" / "api-token"  # the register's machine token, made at start
     try:
-        status: dict[str, Any] = httpx.get(f"{url}/api/sync/status", timeout=2).json()
-    except (httpx.HTTPError, ValueError):
+        auth = {"Authorization": f"Bearer {token.read_text().strip()}"}
+        status: dict[str, Any] = httpx.get(f"{url}/api/sync/status", headers=auth,
+                                           timeout=2).json()  # fmt: skip
+    except (httpx.HTTPError, ValueError, OSError):
         return None
     return status
 
@@ -177,7 +180,7 @@ def test_first_start_pairs_from_the_first_boot_file(
     second: subprocess.Popen[bytes] | None = None
     try:
         status = wait_until(
-            lambda: (s := _sync_status(first_url)) and s.get("online") and s,
+            lambda: (s := _sync_status(first_url, tmp_path / "r1")) and s.get("online") and s,
             60, "the register did not pair and come online", first,
         )  # fmt: skip
         assert not (tmp_path / "r1" / "pairing.toml").exists()  # single-use: gone once used

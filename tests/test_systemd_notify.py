@@ -94,7 +94,9 @@ def test_ready_after_start_then_keep_alives_that_stop_with_the_process(
         assert ready["MAINPID"] == str(proc.pid)
         assert f":{port}/" in ready["STATUS"]
         # READY means the register takes a scan now: no retry needed.
-        resp = httpx.post(f"http://127.0.0.1:{port}/api/scan", json={"code": "4006381333931"})
+        token = (tmp_path / "data" / "api-token").read_text().strip()  # the machine token
+        resp = httpx.post(f"http://127.0.0.1:{port}/api/scan", json={"code": "4006381333931"},
+                          headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         assert resp.status_code == 200, resp.text
         assert resp.json()["action"] == "line"
 
