@@ -71,13 +71,19 @@ class Qmp:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    async def connect(cls, path: Path, timeout: float = 10) -> Qmp:
+    async def connect(
+        cls, path: Path, timeout: float = 10, alive: Callable[[], bool] = lambda: True
+    ) -> Qmp:
+        """Connect once QEMU opened the socket; ``alive`` says whether QEMU still runs,
+        so a QEMU that exits at start fails at once instead of after the timeout."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 reader, writer = await asyncio.open_unix_connection(str(path))
                 break
             except (FileNotFoundError, ConnectionRefusedError):
+                if not alive():
+                    raise QemuError(f"QEMU exited before opening its QMP socket {path}") from None
                 if time.monotonic() > deadline:
                     raise QemuError(f"QMP socket {path} did not open within {timeout}s") from None
                 await asyncio.sleep(0.05)
@@ -215,7 +221,17 @@ class QemuAppliance:
             stderr=asyncio.subprocess.STDOUT,
         )
         self._tasks = [asyncio.create_task(self._read_console(self.proc))]
-        self.qmp = await Qmp.connect(self.workdir / "qmp.sock")
+        proc = self.proc
+        try:
+            # A loaded host can take a while to map the layers; QEMU alive means wait.
+            self.qmp = await Qmp.connect(
+                self.workdir / "qmp.sock", timeout=60, alive=lambda: proc.returncode is None
+            )
+        except QemuError as exc:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._tasks), 5)  # QEMU's last words
+            tail = "\n".join(self.console[-20:])
+            raise QemuError(f"{exc} (exit code {proc.returncode})\n{tail}") from None
         self._tasks.append(asyncio.create_task(self._relay_printer()))
         await self.wait_ready(timeout - (time.monotonic() - started), after=mark)
         took = time.monotonic() - started
