@@ -79,4 +79,20 @@ def scanner_profiles(config: Config) -> dict[str, ScannerProfile]:
                 f"{config.source}: scanners.profiles: two profiles named {path.stem!r}"
             )
         profiles[path.stem] = load_profile(path)
+    terminal = config.payments.terminal.removeprefix("serial:")
+    if config.payments.terminal.startswith("serial:"):
+        for stem, profile in profiles.items():
+            port = profile.section("serial").get("port")
+            if profile.interface == "serial" and port and same_device(port, terminal):
+                raise ProfileError(
+                    f"{profile.path}: serial.port {port} is the card terminal's port "
+                    f"(payments.terminal = {config.payments.terminal!r}): scanner {stem!r} "
+                    "would take the terminal's bytes; name the scanner's own port"
+                )
     return profiles
+
+
+def same_device(a: str, b: str) -> bool:
+    """Two device paths for one device: the same path, or links to the same node (a
+    generic USB-serial adapter has several names: ttyUSB0, /dev/serial/by-*, udev's)."""
+    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).samefile(b))

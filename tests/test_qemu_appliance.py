@@ -214,12 +214,51 @@ def test_units_verify_and_hardening_in_the_guest(
 
 
 def test_udev_gives_the_register_its_devices(run: Runner, stage: Stage) -> None:
-    scanner = guest(run, stage, ["stat", "-L", "-c", "%G %a", "/dev/scanner-qemu-kbd"])
-    assert scanner.stdout.split() == ["appliance", "660"], scanner
-    serial = guest(run, stage, ["sh", "-c", "for l in /dev/appliance/serial-*; do "
-                                "echo $l $(readlink -f $l) $(stat -L -c %G $l); done"])  # fmt: skip
-    fields = serial.stdout.split()
-    assert len(fields) == 3 and fields[1] == GUEST_TERMINAL and fields[2] == "appliance", serial
+    """firmware_configs/udev in a real udev: names by port or serial (never the kernel's
+    number), root:appliance 0660 for the register's user, and the FTDI adapter that
+    carries the card terminal gets no scanner name (its USB id says nothing)."""
+    links = guest(run, stage, ["sh", "-c", "for l in /dev/scanner/*/* /dev/appliance/* "
+                               "/dev/receipt-printer/*/* /dev/card-terminal/*/*; do "
+                               "[ -e $l ] && echo $l $(readlink -f $l) $(stat -L -c '%U:%G:%a' $l)"
+                               "; done"])  # fmt: skip
+    found = {line.split()[0]: line.split()[1:] for line in links.stdout.splitlines()}
+    by_kind: dict[str, list[tuple[str, str, str]]] = {}
+    for link, (node, access) in found.items():
+        by_kind.setdefault(link.split("/")[2], []).append((link, node, access))
+
+    # The wedge scanner (QEMU's usb-kbd): by its USB port, and by its serial number.
+    scanner = [s for s in by_kind.get("scanner", []) if "/by-path/" in s[0]]
+    assert len(scanner) == 1 and scanner[0][0].endswith("-kbd"), found
+    assert (
+        re.fullmatch(r"/dev/input/event\d+", scanner[0][1])
+        and scanner[0][2] == "root:appliance:660"
+    )
+    name = guest(run, stage, ["cat", f"/sys/class/input/{scanner[0][1].rsplit('/', 1)[1]}"
+                              "/device/name"]).stdout.strip()  # fmt: skip
+    assert name == "QEMU QEMU USB Keyboard"
+    by_id = [s for s in by_kind.get("scanner", []) if "/by-id/" in s[0]]
+    assert [s[1] for s in by_id] == [scanner[0][1]] and "0627:0001-" in by_id[0][0], found
+    # The card terminal on the FTDI adapter: a port name only, no scanner or terminal name.
+    serial = by_kind.get("appliance", [])
+    assert len(serial) == 1 and serial[0][1] == GUEST_TERMINAL, found
+    assert re.fullmatch(r"/dev/appliance/serial-pci-\S+-usb-\S+-port0", serial[0][0]), serial
+    assert serial[0][2] == "root:appliance:660"
+    assert not [x for x in found.items() if x[1][0] == GUEST_TERMINAL and "/appliance/" not in x[0]]
+    # The USB printer (the gadget, an Epson by its ids): by port, for the register's user.
+    printer = by_kind.get("receipt-printer", [])
+    assert printer and all(p[1].startswith("/dev/bus/usb/") for p in printer), found
+    assert {p[2] for p in printer} == {"root:appliance:660"}
+    for path in (scanner[0][0], serial[0][0], printer[0][0]):
+        opens = guest(
+            run, stage, as_register_user(["sh", "-c", f"test -r {path} && test -w {path}"])
+        )
+        assert opens.rc == 0, f"the register's user cannot open {path}"
+    # No rule of ours was refused by udev (it logs and skips a line it cannot parse).
+    udevd = guest(
+        run, stage, ["journalctl", "-b", "-u", "systemd-udevd", "--no-pager", "-o", "cat"]
+    )
+    complaints = [line for line in udevd.stdout.splitlines() if "appliance-" in line]
+    assert not complaints, complaints
     scanners = api(stage, "GET", "/api/scanners")
     assert scanners and scanners[0]["running"] and scanners[0]["error"] is None, scanners
 

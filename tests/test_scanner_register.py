@@ -144,3 +144,32 @@ def test_a_bad_scanner_profile_stops_the_start_with_its_file_and_key(tmp_path: P
     )  # fmt: skip
     assert result.returncode == 2
     assert f"{profile}: keyboard.layout: use one of us, uk, de, fr, es, it" in result.stderr
+
+
+def test_a_scanner_on_the_card_terminals_port_stops_the_start(tmp_path: Path) -> None:
+    """A generic USB-serial adapter's USB id cannot tell a scanner from a card terminal
+    (firmware_configs/udev), so the config names the ports; a scanner profile on the
+    terminal's port — here by another name of the same pty — is refused at start."""
+    import subprocess
+
+    from tests.conftest import VENV_BIN
+
+    master, slave = os.openpty()
+    try:
+        terminal = os.ttyname(slave)
+        link = tmp_path / "serial-pci-0000_00_04_0-usb-0_1_1_0-port0"
+        link.symlink_to(terminal)
+        profile = tmp_path / "rs232.toml"
+        profile.write_text(f'interface = "serial"\n[serial]\nport = "{link}"\nbaud = 9600\n')
+        config = tmp_path / "register.toml"
+        config.write_text(f'[scanners]\nprofiles = ["rs232.toml"]\n'
+                          f'[payments]\nterminal = "serial:{terminal}"\n')  # fmt: skip
+        result = subprocess.run(
+            [str(VENV_BIN / "appliance"), "run", "--config", str(config), "--port", "0"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert result.returncode == 2, result.stderr
+    assert f"{profile}: serial.port {link} is the card terminal's port" in result.stderr

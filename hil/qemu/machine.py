@@ -16,7 +16,10 @@
 - ``run(argv)``: a command in the guest through the rig's agent (virtio-serial);
 - ``power_cut()``: SIGKILL of QEMU — the guest loses everything not on disk;
 - ``shutdown()``: a clean power-off;
-- ``screenshot(path)``: the screen as PNG, with ``display=True`` (a virtio GPU).
+- ``screenshot(path)``: the screen as PNG, with ``display=True`` (a virtio GPU);
+- ``type_on_screen(text)`` / ``press(key)``: the kiosk's own keyboard (a virtio
+  keyboard bound to that display, with ``display=True``), apart from the scanner:
+  the register grabs the scanner, so keys typed there never reach the screen.
 
 Acceleration: KVM when ``/dev/kvm`` works, TCG otherwise (``accel="tcg"`` forces it).
 """
@@ -44,6 +47,7 @@ READY_LINE = re.compile(r"Started .*appliance-register\.service")
 FAILED_LINE = re.compile(r"Failed to start .*appliance-register\.service|appliance-init: ERROR")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 KEY_GAP_S = 0.02  # a scanner types fast; the stage's profile allows 600 ms
+DISPLAY_ID = "video0"  # QMP input events for the kiosk's keyboard name this display
 GUEST_API_PORT = 8080
 
 
@@ -187,7 +191,10 @@ class QemuAppliance:
             "-kernel", str(self.image.kernel), "-initrd", str(self.initrd), "-append", append,
         ]  # fmt: skip
         if self.display:
-            cmd += ["-device", "virtio-gpu-pci"]
+            # The kiosk's keyboard is bound to the display: QMP input events that name
+            # the display reach it, the others the unbound usb-kbd (the scanner).
+            cmd += ["-device", f"virtio-gpu-pci,id={DISPLAY_ID}",
+                    "-device", f"virtio-keyboard-pci,display={DISPLAY_ID}"]  # fmt: skip
         for layer in self.image.layers:
             cmd += ["-drive", f"file={layer},if=virtio,format=raw,readonly=on"]
         cmd += ["-drive", f"file={self.data_disk},if=virtio,format=raw,cache=writeback"]
@@ -322,6 +329,24 @@ class QemuAppliance:
         for events in key_events(code + suffix):
             await self.qmp.execute("input-send-event", events=events)
             await asyncio.sleep(KEY_GAP_S)  # the scanner's typing rate
+
+    async def type_on_screen(self, text: str, gap_s: float = 0.05) -> None:
+        """Type on the kiosk's keyboard (``display=True``), as a person at the counter."""
+        for events in key_events(text):
+            await self.press_events(events)
+            await asyncio.sleep(gap_s)
+
+    async def press(self, qcode: str) -> None:
+        """One key (a QEMU qcode: "f5", "ret", "esc") on the kiosk's keyboard."""
+        await self.press_events([
+            {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": qcode}}}
+            for down in (True, False)
+        ])  # fmt: skip
+
+    async def press_events(self, events: list[dict[str, Any]]) -> None:
+        if self.qmp is None or not self.display:
+            raise QemuError("the VM is not running with a display")
+        await self.qmp.execute("input-send-event", device=DISPLAY_ID, events=events)
 
     async def screenshot(self, path: Path) -> Path:
         """The screen (with ``display=True``) as a PNG: what the kiosk shows."""

@@ -55,6 +55,9 @@ terminal = "serial:/dev/ttyUSB0"
 connection = "usb:04b8:0202"
 profile = "epson-tm-t88v"
 """
+# chromium's renderer, GPU and browser processes beside the register (and the page cache
+# of the squashfs layers): 1 GiB is too tight for the kiosk image.
+KIOSK_MEMORY_MIB = 2048
 # Where the guest sees the terminal: the USB-serial adapter on the xHCI's first port.
 GUEST_TERMINAL = "/dev/ttyUSB0"
 
@@ -125,14 +128,20 @@ async def open_stage(
     firstboot: str = HIL_FIRSTBOOT,
     progress: Progress | None = None,
     data_mib: int = 256,
+    kiosk: bool = False,
 ) -> Stage:
-    """Everything but the boot: the image (cached), a fresh data disk, the terminal."""
+    """Everything but the boot: the image (cached), a fresh data disk, the terminal.
+
+    ``kiosk``: the image with the counter screen (cage + chromium), a display and the
+    kiosk's keyboard, and the memory chromium needs.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     if image is None:
-        image = await asyncio.to_thread(ensure_image, None, False, progress)
+        image = await asyncio.to_thread(ensure_image, None, kiosk, progress)
     disk = make_data_disk(workdir / "data.img", data_mib, {"firstboot.toml": firstboot})
     terminal = await TerminalProcess.start()
-    vm = QemuAppliance(image, workdir, disk, terminal_pty=terminal.pty)
+    vm = QemuAppliance(image, workdir, disk, terminal_pty=terminal.pty, display=kiosk,
+                       memory_mib=KIOSK_MEMORY_MIB if kiosk else 1024)  # fmt: skip
     printer = VirtualPrinter(load_profile("epson-tm-t88v"), jobs_dir=workdir / "printer", png=True)
     vm.answer = printer.receive  # status answers go back to the guest over the relay
     return Stage(vm, terminal, image, printer)
