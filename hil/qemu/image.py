@@ -501,7 +501,7 @@ def _install_venv(root: Path, wheels: Path, log: Path) -> None:
         purelib = site.stdout.strip()
         # Scanner profiles are looked up next to the drivers package.
         shutil.copytree(REPO / "firmware_configs", root / purelib.lstrip("/") / "firmware_configs",
-                        ignore=shutil.ignore_patterns("image"))  # fmt: skip
+                        ignore=shutil.ignore_patterns("image", "kiosk"))  # fmt: skip
         # The system is read-only at run time: compile every module now.
         _run(["chroot", str(root), f"{venv}/bin/python", "-m", "compileall", "-q", "-j", "0",
               venv], log=log, env=env)  # fmt: skip
@@ -529,6 +529,10 @@ def _install_system_files(root: Path, log: Path) -> None:
     _run(["systemd-sysusers", f"--root={root}"], log=log)
     _run(["systemctl", f"--root={root}", "enable", *ENABLED_UNITS], log=log)
     if (root / "usr/bin/cage").exists():  # a --kiosk base: the counter screen on tty1
+        # chromium's policy and the kiosk's start page (firmware_configs/kiosk): in the
+        # app layer, so a change to them rebuilds only that layer
+        shutil.copytree(REPO / "firmware_configs/kiosk", root, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("README.md"))  # fmt: skip
         _run(["systemctl", f"--root={root}", "enable", "appliance-kiosk.service",
               "seatd.service"], log=log)  # fmt: skip
         _run(["systemctl", f"--root={root}", "set-default", "graphical.target"], log=log)
