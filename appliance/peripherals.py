@@ -92,7 +92,15 @@ def scanner_profiles(config: Config) -> dict[str, ScannerProfile]:
     return profiles
 
 
-def same_device(a: str, b: str) -> bool:
-    """Two device paths for one device: the same path, or links to the same node (a
-    generic USB-serial adapter has several names: ttyUSB0, /dev/serial/by-*, udev's)."""
-    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).samefile(b))
+def same_device(port: str, terminal: str) -> bool:
+    """A scanner's port (a path or a glob) names the terminal's device: the same path,
+    or a link to the same node (a generic USB-serial adapter has several names:
+    ttyUSB0, /dev/serial/by-*, udev's /dev/appliance/serial-*)."""
+    import glob
+
+    candidates = glob.glob(port) if any(c in port for c in "*?[") else [port]
+    target = Path(terminal)
+    return port == terminal or any(
+        c == terminal or (target.exists() and Path(c).exists() and Path(c).samefile(target))
+        for c in candidates
+    )

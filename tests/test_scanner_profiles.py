@@ -3,7 +3,6 @@ and a broken profile is refused with its file and key named."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from drivers.scanners.ble import BleScanner
 from drivers.scanners.evdev_source import EvdevScanner
 from drivers.scanners.profiles import PROFILE_DIR, ProfileError, build_scanner, load_profile
 from drivers.scanners.serial_scanner import SerialScanner
-from tests.conftest import ROOT
 
 DRIVERS = {"evdev": EvdevScanner, "serial": SerialScanner, "ble": BleScanner}
 
@@ -58,23 +56,4 @@ def test_a_broken_profile_is_refused_naming_file_and_key(
     assert problem in str(info.value)
 
 
-RULE_KEYS = {"SUBSYSTEM", "KERNEL", "ATTRS{idVendor}", "ATTRS{idProduct}", "ATTRS{product}",
-             "ENV{ID_SERIAL}", "GROUP", "MODE", "SYMLINK", "TAG"}  # fmt: skip
-TOKEN = re.compile(r'^([A-Z_]+(?:\{[A-Za-z_]+\})?)(==|!=|\+=|:=|=)"([^"]*)"$')
-
-
-def test_udev_rules_are_well_formed_and_grant_only_scanners() -> None:
-    text = (ROOT / "firmware_configs" / "udev" / "60-appliance-scanners.rules").read_text()
-    rules = [r for r in text.replace("\\\n", " ").splitlines() if r.strip() and r[0] != "#"]
-    assert len(rules) >= 3
-    for rule in rules:
-        tokens: dict[str, tuple[str, str]] = {}
-        for part in (p.strip() for p in rule.split(",")):
-            match = TOKEN.match(part)
-            assert match, f"not a udev rule token: {part!r}"
-            assert match.group(1) in RULE_KEYS, part
-            tokens[match.group(1)] = (match.group(2), match.group(3))
-        assert tokens["SUBSYSTEM"][0] == "==" and tokens["GROUP"] == ("=", "appliance")
-        assert tokens["MODE"] == ("=", "0660")
-        # a rule granting input devices names the vendors it is for: never all keyboards
-        assert "ATTRS{idVendor}" in tokens and tokens["ATTRS{idVendor}"][0] == "=="
+# The udev rules are checked in tests/test_udev_rules.py (and in the QEMU stage).

@@ -316,3 +316,24 @@ def test_hil_record_evdev_says_what_is_missing(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "cannot open input device /dev/input/event99" in result.stderr
+
+
+def test_a_port_glob_names_exactly_one_device(tmp_path: Path) -> None:
+    """udev names serial scanners per port or serial (never one shared name), so a
+    profile can name "the one Honeywell" by a glob; two matches are refused by name."""
+    import serial
+
+    from drivers.scanners.serial_scanner import resolve_port
+
+    pattern = str(tmp_path / "serial-by-id" / "0c2e:*")
+    (tmp_path / "serial-by-id").mkdir()
+    with pytest.raises(serial.SerialException, match="no device matches"):
+        resolve_port(pattern)
+    first = tmp_path / "serial-by-id" / "0c2e:0b61-17011B4C32-if00"
+    first.touch()
+    assert resolve_port(pattern) == str(first)
+    second = tmp_path / "serial-by-id" / "0c2e:0b61-17011B4C99-if00"
+    second.touch()
+    with pytest.raises(serial.SerialException, match=r"2 devices match .*17011B4C32.*17011B4C99"):
+        resolve_port(pattern)
+    assert resolve_port("/dev/ttyACM0") == "/dev/ttyACM0"  # a plain path is taken as is

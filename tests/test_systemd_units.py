@@ -76,3 +76,26 @@ def test_register_unit_is_notify_watchdog_restart_and_hardened(unit_root: Path) 
                       result.stdout)  # fmt: skip
     assert found, result.stdout[-400:] + result.stderr
     assert float(found.group(1)) <= MAX_EXPOSURE
+
+
+def test_kiosk_unit_starts_on_its_start_page_with_software_rendering() -> None:
+    """The image has no GL drivers and chromium may drop its first navigation on a slow
+    CPU: cage draws with pixman, chromium composites in software, and the first page is
+    the local start page (firmware_configs/kiosk) that waits for the register."""
+    import json
+
+    text = (ROOT / "systemd/appliance-kiosk.service").read_text()
+    assert re.search(r"^Environment=.*WLR_RENDERER=pixman", text, re.M)
+    assert "--disable-gpu" in text and "--ozone-platform=wayland" in text
+    start = re.search(r"file://(/\S+\.html)", text)
+    assert start, "the kiosk opens a local start page"
+    page = ROOT / "firmware_configs/kiosk" / start.group(1).lstrip("/")
+    assert "http://127.0.0.1:8080/" in page.read_text()
+    policy = json.loads(
+        (
+            ROOT / "firmware_configs/kiosk/etc/chromium/policies/managed/register-appliance.json"
+        ).read_text()
+    )
+    assert policy["PasswordManagerEnabled"] is False
+    assert policy["AutofillCreditCardEnabled"] is False
+    assert "file://" + start.group(1).rsplit("/", 1)[0] + "/" in policy["URLAllowlist"]

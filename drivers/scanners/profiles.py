@@ -10,7 +10,7 @@
     max_gap_ms = 60
     min_length = 3
     [serial]                            # serial
-    port = "/dev/scanner-serial"
+    port = "/dev/scanner/serial-by-id/0c2e:*"   # a path, or a glob for exactly one
     baud = 9600
     bytesize = 8
     parity = "N"

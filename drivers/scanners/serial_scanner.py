@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import logging
 import os
 import random
@@ -32,6 +33,22 @@ from drivers.scanners.stream import framed_scans
 log = logging.getLogger(__name__)
 
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
+
+
+def resolve_port(pattern: str) -> str:
+    """The port, or the one device a glob matches: a profile can say "the Honeywell
+    scanner" (``/dev/scanner/serial-by-id/0c2e:*``) without naming its serial number,
+    and two such scanners are an error naming both, never a silent pick of one."""
+    if not any(c in pattern for c in "*?["):
+        return pattern
+    found = sorted(glob.glob(pattern))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise serial.SerialException(f"no device matches {pattern}")
+    raise serial.SerialException(
+        f"{len(found)} devices match {pattern} ({', '.join(found)}): name one port in the profile"
+    )
 
 
 @dataclass
@@ -86,7 +103,7 @@ class SerialScanner:
     def _open(self) -> serial.Serial:
         s = self.settings
         port = serial.Serial(
-            s.port,
+            resolve_port(s.port),
             baudrate=s.baud,
             bytesize=s.bytesize,
             parity=PARITIES[s.parity],
