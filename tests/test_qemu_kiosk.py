@@ -33,10 +33,11 @@ pytestmark = pytest.mark.slow
 
 SCREEN = {"width": 1280, "height": 800}  # virtio-gpu's default mode, which cage takes
 MANAGER = {"name": "Mia", "role": "manager", "pin": "1357", "password": "counter-screen-1"}
-# Mean difference per channel (0..255) of the two screens shrunk to 80×50: the same
-# page rendered by two chromiums differs by a few units (text anti-aliasing), another
-# page of the register by far more (the negative control below shows how much).
-SAME_PAGE = 8.0
+# Mean difference per channel (0..255) of the two screens shrunk to 80×50. The same
+# page from the two chromiums (both software rendering, DejaVu fonts) measured 0.0–0.2
+# here; a blank white screen against the log-in page 11, the log-in page against the
+# sell screen 24 (the negative control below checks the latter on every run).
+SAME_PAGE = 3.0
 SHOT_EVERY_S = 3.0
 TOKEN: dict[str, str] = {}  # the register's machine token, read from the data partition
 
@@ -133,20 +134,24 @@ def test_kiosk_shows_the_sell_screen(
     vm = kiosk.vm
     ready_at = time.monotonic()
     auth = {"Authorization": f"Bearer {TOKEN['token']}"}
+    work = vm.workdir
+    setup_ref = host_render(browser, vm.api, work / "host-setup.png")  # no manager yet
     made = httpx.put(f"{vm.api}/api/users/mia", json=MANAGER, headers=auth, timeout=30)
     assert made.status_code == 200, made.text
-    work = vm.workdir
     login_ref = host_render(browser, vm.api, work / "host-login.png")
     sell_ref = host_render(browser, vm.api, work / "host-sell.png", pin=MANAGER["pin"])
 
-    # The kiosk comes up on its own: start page, then the register's log-in page.
-    login, d_login = wait_for_screen(run, kiosk, [login_ref], "the log-in page", 240)
+    # The kiosk comes up on its own: start page, then the register's first page.
+    first, _ = wait_for_screen(run, kiosk, [login_ref, setup_ref], "the register's page", 240)
     first_page_s = time.monotonic() - ready_at
+    if distance(first, setup_ref) <= SAME_PAGE:  # chromium was quicker than the account
+        run(vm.press("f5"), timeout=30)  # F5 on the kiosk's keyboard: reload
+    login, d_login = wait_for_screen(run, kiosk, [login_ref], "the log-in page", 60)
     colours = Image.open(login).convert("RGB").getcolors(1 << 16)
     assert colours is None or len(colours) > 20, "a uniform screen"
     # The negative control: the log-in page is far from the sell screen.
     d_control = distance(login, sell_ref)
-    assert d_control > 2 * SAME_PAGE, f"log-in vs sell screen only {d_control:.1f} apart"
+    assert d_control > 3 * SAME_PAGE, f"log-in vs sell screen only {d_control:.1f} apart"
 
     # The manager logs in at the counter: the PIN on the kiosk's keyboard.
     t0 = time.monotonic()
