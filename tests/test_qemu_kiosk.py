@@ -11,12 +11,14 @@ size: layout and colours, at a resolution where font hinting does not matter.
 
 The image is built on first use (kiosk layers are cached apart from the plain ones)
 and the figures — image size, boot to READY, to the first page, to the sell screen —
-are printed. Set APPLIANCE_SKIP_QEMU=1 to leave it out of a quick local run.
+are printed. APPLIANCE_SCREENSHOTS=docs/screenshots keeps the sell screen as
+kiosk-qemu.png there. Set APPLIANCE_SKIP_QEMU=1 to leave it out of a quick local run.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ import httpx
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from hil.qemu.image import REPO
 from hil.qemu.stage import Stage, open_stage
 from tests.test_qemu_appliance import Runner, _missing, guest, run, say  # noqa: F401
 
@@ -158,6 +161,10 @@ def test_kiosk_shows_the_sell_screen(
     run(vm.type_on_screen(MANAGER["pin"] + "\n"), timeout=30)
     sell, d_sell = wait_for_screen(run, kiosk, [sell_ref], "the sell screen", 120)
     login_s = time.monotonic() - t0
+    target = os.environ.get("APPLIANCE_SCREENSHOTS")  # as tests/test_web_ui.py does
+    if target:
+        (REPO / target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(sell, REPO / target / "kiosk-qemu.png")
     boot_s = vm.boots[-1] if vm.boots else float("nan")
     say(f"kiosk: READY to log-in page {first_page_s:.1f} s; PIN to sell screen {login_s:.1f} s; "
         f"boot to sell screen {boot_s + first_page_s + login_s:.1f} s; screen vs host "
