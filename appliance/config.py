@@ -35,6 +35,11 @@ class RegisterSection(_Section):
     id: str = Field(default="R1", pattern=REGISTER_ID_RE)
     name: str = "Register 1"
     data_dir: str = "data"
+    # When a change is fsynced before the API answers. every_change: every op (an
+    # acknowledged scan survives a power cut). completed: only what must never be lost
+    # (completion, tenders, park, shifts, payments, everything but cart edits of an open
+    # sale); a cart edit survives kill -9 at once and a power cut from the next fsync.
+    durability: Literal["every_change", "completed"] = "every_change"
 
 
 class StoreSection(_Section):

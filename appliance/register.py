@@ -48,7 +48,7 @@ from appliance.sale import (
     line_gross,
 )
 from appliance.storage import oplog
-from appliance.storage.db import connect, migrate, transaction
+from appliance.storage.db import connect, migrate, sync_wal, transaction
 from appliance.storage.state import StateStore
 
 Doc = dict[str, Any]
@@ -89,6 +89,23 @@ def _discount(percent_bp: int | None, amount: int | None, field: str) -> Doc | N
     return None
 
 
+# Edits of an open sale's cart: with register.durability = "completed" their commits
+# skip the fsync. Nothing here takes money or ends a sale; the next commit that does
+# (tender, complete, park) fsyncs the WAL and so these frames with it.
+CART_EDIT_KINDS = frozenset(
+    {
+        "sale.open",
+        "sale.line_add",
+        "sale.line_qty",
+        "sale.line_price",
+        "sale.line_discount",
+        "sale.line_void",
+        "sale.discount",
+        "sale.customer",
+    }
+)
+
+
 class Register:
     def __init__(self, config: Config, db_path: Path | str | None = None) -> None:
         self.config = config
@@ -114,6 +131,7 @@ class Register:
         # about to ask the terminal): raising an ApplianceError refuses the charge.
         self.before_charge: list[Callable[[Register, str], None]] = []
         self._group: list[Op] | None = None
+        self._unsynced = False  # a relaxed commit not fsynced yet (see make_durable)
 
     # infrastructure ---------------------------------------------------------
     def _check_identity(self) -> None:
@@ -168,10 +186,19 @@ class Register:
                 self.conn.execute("RELEASE op")
                 self._group.extend(ops)
                 return
-            with transaction(self.conn):
-                oplog.append(self.conn, self.state, ops)
-                for hook in self.in_transaction:
-                    hook(self, ops)
+            relaxed = self._relaxed(ops)
+            if relaxed:
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with transaction(self.conn):
+                    oplog.append(self.conn, self.state, ops)
+                    for hook in self.in_transaction:
+                        hook(self, ops)
+            finally:
+                if relaxed:
+                    self.conn.execute("PRAGMA synchronous = FULL")
+            # A FULL commit fsynced the whole WAL, earlier relaxed frames with it.
+            self._unsynced = relaxed
         except BaseException as exc:
             self.state.forget()  # the cache may hold documents of the rolled-back ops
             if not isinstance(exc, sqlite3.OperationalError):
@@ -179,6 +206,22 @@ class Register:
             self._raise_storage(exc)
         for listener in self.listeners:
             listener(ops)
+
+    def _relaxed(self, ops: list[Op]) -> bool:
+        """Whether these ops may skip the fsync (``register.durability = "completed"``)."""
+        return self.config.register.durability == "completed" and all(
+            op["kind"] in CART_EDIT_KINDS for op in ops
+        )
+
+    def make_durable(self) -> None:
+        """Fsync relaxed commits now: called before any op leaves the box.
+
+        An op a peer or the back office has seen must never be lost locally, or the
+        register would number new ops like ones already sent.
+        """
+        if self._unsynced:
+            sync_wal(self.db_path)
+            self._unsynced = False
 
     @contextmanager
     def group_commit(self) -> Iterator[None]:
@@ -200,6 +243,7 @@ class Register:
             raise
         finally:
             ops, self._group = self._group, None
+        self._unsynced = False  # the group's FULL commit fsynced the WAL
         for listener in self.listeners:
             listener(ops)
 

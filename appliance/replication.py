@@ -55,6 +55,7 @@ def _check(op: Any, index: int) -> Op:
 
 def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
     """This register's log from local position ``after_seq`` (for pushing to peers)."""
+    register.make_durable()
     rows = register.conn.execute(
         f"SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
         (after_seq, limit),
@@ -66,6 +67,7 @@ def numbered_ops(
     register: Register, where: str, params: tuple[Any, ...], order: str, limit: int
 ) -> list[dict[str, Any]]:
     """Ops with ``origin_seq``, their number on the register that made them (LAN sync)."""
+    register.make_durable()
     rows = register.conn.execute(
         f"SELECT {OP_COLUMNS}, origin_seq FROM ops WHERE {where} ORDER BY {order} LIMIT ?",
         (*params, limit),

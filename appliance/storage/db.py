@@ -9,6 +9,7 @@ newer version is refused rather than misread.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,6 +166,23 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
             raise StorageUnavailable(f"database {path}: cannot switch to WAL (got {mode})")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
+
+
+def sync_wal(db_path: Path) -> None:
+    """fdatasync the WAL: every frame written so far survives a power cut.
+
+    Commits made with ``synchronous=NORMAL`` (cart edits, storage.durability =
+    "completed") sit in the page cache until this or the next FULL commit, which
+    syncs the same file and so takes them along.
+    """
+    try:
+        fd = os.open(f"{db_path}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        return  # nothing written since the last checkpoint removed it
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
