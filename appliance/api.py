@@ -8,6 +8,7 @@ a request that fails changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -15,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from appliance import __version__
+from appliance import __version__, settings
 from appliance.config import Config
 from appliance.features import Context, attach_all
 from appliance.http_errors import install_error_handlers
@@ -118,6 +119,10 @@ class ProductIn(_Body):
     sold_by: Literal["unit", "weight"] = "unit"
 
 
+class SettingsIn(_Body):
+    changes: dict[StrictStr, Any] = Field(min_length=1, max_length=50)
+
+
 def create_app(config: Config, service: RegisterService | None = None) -> FastAPI:
     svc = service or RegisterService(config)
 
@@ -127,10 +132,29 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert ctx is not None
         await svc.start()
-        from appliance.peripherals import start_scanners
+        from appliance.peripherals import redetect_scanners, start_scanners
 
-        scanners = await start_scanners(config, svc)
+        # The scanners start with the runtime settings laid over the file (layouts),
+        # and start again when a layout changes.
+        current: Config = await svc.call(lambda register: register.config)
+        scanners = await start_scanners(current, svc)
         app.state.scanners = scanners
+        loop = asyncio.get_running_loop()
+        restarts: set[asyncio.Future[Any]] = set()
+
+        def on_settings(new: Config) -> None:
+            nonlocal current
+            if new.scanners.layouts != current.scanners.layouts:
+
+                def restart() -> None:
+                    task = asyncio.ensure_future(redetect_scanners(scanners, new))
+                    restarts.add(task)
+                    task.add_done_callback(restarts.discard)
+
+                loop.call_soon_threadsafe(restart)
+            current = new
+
+        await svc.call(lambda register: register.settings_watchers.append(on_settings))
         try:
             for hook in ctx.starts:
                 await hook()
@@ -148,6 +172,8 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         description="HTTP JSON API of one register. Money is integer minor units.",
     )
     app.state.service = svc
+    # First of all at open: the runtime settings overlay over the config file.
+    svc.on_open.insert(0, settings.load)
     ctx = Context(config=config, service=svc, app=app)
     app.state.features = ctx
 
@@ -381,6 +407,22 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     async def z_report(number: int | None = None) -> Doc:
         report: Doc = await call(Register.z_report, number)
         return report
+
+    @app.get("/api/settings")
+    async def get_settings() -> Doc:
+        """The settings that change at run time, their values and who changed what."""
+        found: Doc = await call(settings.overview)
+        return found
+
+    @app.put("/api/settings")
+    async def put_settings(request: Request, body: SettingsIn) -> Doc:
+        """Change runtime settings (dotted keys, e.g. ``store.receipt_header``): durable
+        and in force for the next receipt, payment or scan; an error names the field."""
+        principal = getattr(request.state, "principal", None)
+        by = getattr(principal, "username", None)
+        await call(settings.change, body.changes, "admin", by)
+        found: Doc = await call(settings.overview)
+        return found
 
     attach_all(ctx)
     return app

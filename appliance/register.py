@@ -110,6 +110,9 @@ class Register:
         # Called with (code, result, None) or (code, None, error) for every scan applied
         # or refused by appliance.scan, so screens can cue "not found" and misreads.
         self.scan_listeners: list[Callable[[str, Doc | None, Exception | None], None]] = []
+        # Called with the new config when a runtime setting changed (appliance.settings).
+        self.settings_watchers: list[Callable[[Config], None]] = []
+        self.settings_loaded = False
         # Called before money is taken for a sale outside a tender op (a card payment
         # about to ask the terminal): raising an ApplianceError refuses the charge.
         self.before_charge: list[Callable[[Register, str], None]] = []

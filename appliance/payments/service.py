@@ -167,6 +167,18 @@ class PaymentService:
         await self.link.close()
         self._started = False
 
+    def on_open(self, register: Register) -> None:
+        """Offline card limits follow the runtime settings (appliance/settings.py)."""
+        from appliance import settings
+
+        settings.watch(register, lambda config: self._new_limits(register, config))
+
+    def _new_limits(self, register: Register, config: Config) -> None:
+        changed = config.payments.offline != self.limits
+        self.limits = config.payments.offline
+        if changed:
+            self._arm_offline_acceptance(register)
+
     def _arm_offline_acceptance(self, register: Register) -> None:
         """Remember when offline acceptance was switched on (it applies to later outages)."""
         at = store.meta(register, "offline_enabled_at")

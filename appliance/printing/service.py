@@ -98,6 +98,9 @@ class PrintingService:
 
     # on the register's thread --------------------------------------------------------
     def on_open(self, register: Register) -> None:
+        from appliance import settings
+
+        settings.watch(register, self.new_settings)
         z_reports = self.cfg.print_z_on_close
 
         def hook(reg: Register, ops: list[Op]) -> None:
@@ -108,6 +111,16 @@ class PrintingService:
         recovered = queue.recover(register)
         if recovered:
             log.warning("%d print job(s) were being sent when the register stopped", recovered)
+
+    def new_settings(self, config: Config) -> None:
+        """Receipt header/footer and the printer profile, live (appliance/settings.py):
+        the next job renders with them."""
+        if config.printer.profile != self.cfg.profile:
+            self.profile = load_profile(config.printer.profile)
+            if self.printer is not None and hasattr(self.printer, "profile"):
+                self.printer.profile = self.profile
+        self.config, self.cfg = config, config.printer
+        self.settings = ReceiptSettings.from_config(config)
 
     def _committed(self, register: Register, ops: list[Op]) -> None:
         kinds = {op["kind"] for op in ops}

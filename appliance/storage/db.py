@@ -133,6 +133,12 @@ def _m7_auth(db: sqlite_utils.Database) -> None:
     create(db)
 
 
+def _m8_settings(db: sqlite_utils.Database) -> None:
+    from appliance.settings_schema import create
+
+    create(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_identity_and_indexes,
@@ -141,6 +147,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m5_print_queue,
     _m6_lan,
     _m7_auth,
+    _m8_settings,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
