@@ -108,3 +108,17 @@ def test_settings_api_changes_the_next_receipt(tmp_path: Path) -> None:
         app = client.app
         assert app.state.printing.settings.header == ("Header From Admin",)  # type: ignore[attr-defined]
         assert app.state.payments.limits.max_amount == 2_500  # type: ignore[attr-defined]
+
+
+def test_scanner_layout_from_the_settings_wins_over_the_profile(tmp_path: Path) -> None:
+    from appliance.peripherals import scanner_profiles
+
+    config = make_config(tmp_path, scanners={"profiles": ["generic-usb-wedge-us"]})
+    reg = Register(config)
+    assert (
+        scanner_profiles(reg.config)["generic-usb-wedge-us"].section("keyboard")["layout"] == "us"
+    )
+    settings.change(reg, {"scanners.layouts": {"generic-usb-wedge-us": "de"}}, "admin")
+    profile = scanner_profiles(reg.config)["generic-usb-wedge-us"]
+    assert profile.section("keyboard")["layout"] == "de"
+    reg.close()

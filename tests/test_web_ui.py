@@ -318,6 +318,47 @@ def test_catalog_import_shows_every_bad_row(shop: Shop, browser: Any, tmp_path: 
     page.context.close()
 
 
+def printed(shop: Shop, text: str) -> list[str]:
+    """The virtual printer's finished jobs (data/printer/*.txt) that contain ``text``."""
+    jobs = sorted((shop.proc.data_dir / "printer").glob("*.txt"))
+    return [p.name for p in jobs if text in p.read_text(encoding="utf-8")]
+
+
+def test_settings_change_the_next_receipt_without_restart(shop: Shop, browser: Any) -> None:
+    """The manager changes the receipt header in /admin; the next receipt the virtual
+    printer prints carries it. A bad value is refused naming the field."""
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+    page.goto(shop.proc.url + "/admin/settings")
+    page.fill("#s-max-age", "0")
+    page.get_by_role("button", name="Save settings").click()
+    page.locator("#action-result", has_text="payments.offline.max_age_hours").wait_for()
+    page.fill("#s-max-age", "12")
+    page.fill("#s-header", "Corner Shop Ltd\nMarket Street 5")
+    page.fill("#s-footer", "Thanks, see you soon")
+    page.get_by_role("button", name="Save settings").click()
+    page.locator("#action-result", has_text="Settings saved").wait_for()
+    page.reload()
+    assert page.locator("#s-header").input_value() == "Corner Shop Ltd\nMarket Street 5"
+    page.locator("#settings-changed", has_text="store.receipt_header").wait_for()
+    assert "mia" in page.locator("#settings-changed").inner_text()
+    shop.shot(page, "admin-settings")
+    assert printed(shop, "Corner Shop Ltd") == []
+    api = shop.api
+    sale = shop.ok(api.post("/api/sales", json={}))
+    shop.ok(api.post(f"/api/sales/{sale['id']}/lines", json={"code": "BAG"}))
+    due = shop.ok(api.get(f"/api/sales/{sale['id']}"))["totals"]["total"]
+    shop.ok(
+        api.post(f"/api/sales/{sale['id']}/tenders", json={"kind": "cash", "amount_minor": due})
+    )
+    wait_until(lambda: printed(shop, "Corner Shop Ltd"), 20, "no receipt with the new header")
+    job = printed(shop, "Corner Shop Ltd")
+    assert len(job) == 1
+    text = (shop.proc.data_dir / "printer" / job[0]).read_text(encoding="utf-8")
+    assert "Market Street 5" in text and "Thanks, see you soon" in text
+    page.context.close()
+
+
 def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> None:
     page = new_page(browser)
     log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")

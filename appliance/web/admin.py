@@ -188,16 +188,44 @@ async def users(request: Request) -> Response:
     return _admin(request, "users", "admin/users.html", users=found, locked=locked)
 
 
+SECRETS = {"password", "secret", "manager_pin", "secret_file"}
+
+
+def _hide_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "(hidden)" if k in SECRETS else _hide_secrets(v) for k, v in value.items()}
+    return value
+
+
 @router.get("/settings", response_class=HTMLResponse)
-async def settings(request: Request) -> Response:
-    config = request.app.state.features.config
-    keys: list[Doc] = await _svc(request).call(screen_data.quick_keys, list(config.web.quick_keys))
+async def settings_page(request: Request) -> Response:
+    from appliance import settings
+    from drivers.printers.profiles import PROFILE_DIR
+    from drivers.scanners.keymaps import LAYOUTS
+
+    svc = _svc(request)
+    current: Doc = await svc.call(settings.overview)
+    config = await svc.call(lambda register: register.config)
+    keys: list[Doc] = await svc.call(screen_data.quick_keys, list(config.web.quick_keys))
     sections = {
-        name: getattr(config, name).model_dump(mode="json")
+        name: _hide_secrets(getattr(config, name).model_dump(mode="json"))
         for name in type(config).model_fields
         if name != "source"
     }
-    return _admin(request, "settings", "admin/settings.html", config_sections=sections, keys=keys)
+    manager = getattr(request.app.state, "scanners", None)
+    scanner_ids = sorted(manager.scanners) if manager is not None else []
+    return _admin(
+        request,
+        "settings",
+        "admin/settings.html",
+        config_sections=sections,
+        keys=keys,
+        current=current,
+        printer_profiles=sorted(p.stem for p in PROFILE_DIR.glob("*.toml")),
+        layouts=list(LAYOUTS),
+        scanner_ids=scanner_ids,
+        sync=await _sync(request),
+    )
 
 
 @router.get("/receipt-preview", response_class=HTMLResponse)
