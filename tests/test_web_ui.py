@@ -359,6 +359,57 @@ def test_settings_change_the_next_receipt_without_restart(shop: Shop, browser: A
     page.context.close()
 
 
+def test_no_receipt_prints_nothing_and_print_is_once_per_request(shop: Shop, browser: Any) -> None:
+    """ "No receipt" at the counter queues nothing; asking for the receipt afterwards
+    prints it once however often asked; "Print a copy" adds exactly one COPY."""
+    api = shop.api
+    for left in shop.ok(api.get("/api/sales", params={"status": "open"})):
+        shop.ok(api.post(f"/api/sales/{left['id']}/void", json={"reason": "test"}))
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Carla", "2468")
+    page.fill("#scan", "4001686301265")
+    page.keyboard.press("Enter")
+    page.locator("button.line", has_text="Whole milk 1 l").wait_for()
+    page.locator("#cart-total", has_text="1.29").wait_for()
+    page.keyboard.press("F2")
+    page.locator("#no-receipt").check()
+    page.locator("#quick-cash button").first.click()
+    receipt = page.locator("#receipt-dialog")
+    receipt.locator("#receipt-none").wait_for()
+    sale_id = receipt.locator("#receipt-doc").get_attribute("data-sale-id")
+    done = shop.ok(api.get(f"/api/sales/{sale_id}"))
+    assert done["status"] == "completed"
+    jobs = lambda: [j for j in shop.ok(api.get("/api/printer/jobs")) if j["sale_id"] == sale_id]  # noqa: E731
+    assert [(j["kind"], j["status"]) for j in jobs()] == [("receipt", "skipped")]
+    # A copy of another receipt goes through the queue meanwhile: the worker runs, and
+    # still nothing of this sale is printed.
+    shop.ok(api.post("/api/printer/reports/x"))
+    wait_until(
+        lambda: all(
+            j["status"] in ("done", "skipped") for j in shop.ok(api.get("/api/printer/jobs"))
+        ),
+        20,
+        "the X report was not printed",
+    )
+    assert printed(shop, done["receipt_no"]) == []
+    # The customer wants it after all: one press (the button locks), one repeat request.
+    receipt.get_by_role("button", name="Print receipt").click()
+    receipt.locator("#receipt-printing").wait_for()
+    shop.ok(api.put(f"/api/printer/receipts/{sale_id}", json={"print": True}))
+    wait_until(lambda: printed(shop, done["receipt_no"]), 20, "the receipt was not printed")
+    assert [(j["kind"], j["status"]) for j in jobs()] == [("receipt", "done")]
+    # Too late for "no receipt" once it is printed: refused, nothing changes.
+    late = api.put(f"/api/printer/receipts/{sale_id}", json={"print": False})
+    assert late.status_code == 409
+    receipt.get_by_role("button", name="Print a copy").click()
+    receipt.wait_for(state="hidden")
+    wait_until(lambda: len(printed(shop, done["receipt_no"])) == 2, 20, "no copy printed")
+    assert len(printed(shop, "COPY")) >= 1
+    page.wait_for_timeout(500)
+    assert len(printed(shop, done["receipt_no"])) == 2
+    page.context.close()
+
+
 def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> None:
     page = new_page(browser)
     log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")

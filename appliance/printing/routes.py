@@ -39,6 +39,10 @@ class ZReportIn(_Body):
     number: Annotated[StrictInt, Field(ge=1, le=10**9)] | None = None
 
 
+class ReceiptChoiceIn(_Body):
+    print: StrictBool
+
+
 class SimulatedIn(_Body):
     paper: Literal["ok", "near_end", "out"] | None = None
     cover_open: StrictBool | None = None
@@ -69,7 +73,7 @@ def build_router(printing: PrintingService) -> APIRouter:
 
     @router.get("/jobs")
     async def jobs(
-        status: Literal["queued", "sending", "sent", "done", "failed"] | None = None,
+        status: Literal["queued", "sending", "sent", "done", "failed", "skipped"] | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[Doc]:
         found: list[Doc] = await call(queue.jobs, status, limit)
@@ -83,6 +87,15 @@ def build_router(printing: PrintingService) -> APIRouter:
     @router.post("/reprint-last", status_code=202)
     async def reprint_last() -> Doc:
         return await queued(await call(queue.reprint_last))
+
+    @router.put("/receipts/{sale_id}")
+    async def receipt_choice(sale_id: str, body: ReceiptChoiceIn) -> Doc:
+        """``{"print": false}``: no receipt (before or right after the sale completes);
+        ``{"print": true}``: the receipt after all — printed once, however often asked."""
+        found: Doc | None = await call(queue.choose_receipt, sale_id, body.print)
+        if found is not None and found["status"] == "queued" and printing.worker is not None:
+            printing.worker.wake()
+        return {"sale_id": sale_id, "print": body.print, "job": found}
 
     @router.post("/drawer")
     async def drawer(body: DrawerIn | None = None) -> Doc:

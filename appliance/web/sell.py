@@ -45,6 +45,7 @@ async def sell_page(request: Request) -> Response:
         sale_id=sale["id"] if sale else "",
         card_terminal=has_route(request, "/api/sales/{sale_id}/payments"),
         lan=has_route(request, "/api/lan/sales/{sale_id}/resume"),
+        printing_receipts=has_route(request, "/api/printer/receipts/{sale_id}"),
     )
 
 

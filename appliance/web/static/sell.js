@@ -165,6 +165,7 @@ function openPay(status = "") {
   $("pay-due").textContent = formatMinor(due);
   $("tender-amount").value = formatMinor(due);
   $("card-status").textContent = status;
+  if ($("no-receipt")) $("no-receipt").checked = state.noReceiptFor === state.saleId;
   const notes = [500, 1000, 2000, 5000, 10000].map((n) => n * 10 ** (DECIMALS - 2));
   const options = [due, ...notes.filter((n) => n > due).slice(0, 3)];
   $("quick-cash").innerHTML = "";
@@ -187,6 +188,7 @@ async function tender(kind, amount) {
     return;
   }
   try {
+    await receiptChoice();
     let sale;
     if (kind === "card" && $("main").dataset.cardTerminal) {
       sale = await cardPayment(amount);
@@ -256,6 +258,31 @@ async function cardPayment(amount) {
   return null;
 }
 
+// "No receipt": said before the tender that completes the sale, so no job is queued.
+async function receiptChoice() {
+  const box = $("no-receipt");
+  if (!box) return;
+  if (box.checked && state.noReceiptFor !== state.saleId) {
+    await api("PUT", `/api/printer/receipts/${state.saleId}`, { print: false });
+    state.noReceiptFor = state.saleId;
+  } else if (!box.checked && state.noReceiptFor === state.saleId) {
+    await api("PUT", `/api/printer/receipts/${state.saleId}`, { print: true });
+    state.noReceiptFor = null;
+  }
+}
+
+async function printOriginal(button) {
+  const doc = $("receipt-doc");
+  button.disabled = true;  // one request per press: the queue prints it once
+  try {
+    await api("PUT", `/api/printer/receipts/${doc.dataset.saleId}`, { print: true });
+    $("receipt-body").innerHTML = await fragment("/sell/receipt?sale_id=" + doc.dataset.saleId);
+  } catch (err) {
+    button.disabled = false;
+    showError($("receipt-dialog"), err);
+  }
+}
+
 async function showReceipt(saleId, fresh) {
   $("receipt-title").textContent = fresh ? "Sale complete" : "Last receipt";
   $("receipt-body").innerHTML = await fragment("/sell/receipt" + (saleId ? "?sale_id=" + saleId : ""));
@@ -266,6 +293,8 @@ async function finishReceipt(print) {
   const doc = $("receipt-doc");
   const dialog = $("receipt-dialog");
   if (print && doc) {
+    const button = document.querySelector("[data-receipt-print]");
+    if (button) button.disabled = true;  // one copy per press
     try {
       await api("POST", "/api/printer/reprint-last");  // a COPY of this register's last receipt
     } catch (err) {
@@ -469,6 +498,8 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     if (ev.target.closest("[data-receipt-print]")) finishReceipt(true);
     if (ev.target.closest("[data-receipt-none]")) finishReceipt(false);
+    const original = ev.target.closest("[data-receipt-original]");
+    if (original) printOriginal(original);
   });
   $("weight-ok").addEventListener("click", () => {
     const grams = Number($("weight-g").value);
