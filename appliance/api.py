@@ -123,6 +123,15 @@ class SettingsIn(_Body):
     changes: dict[StrictStr, Any] = Field(min_length=1, max_length=50)
 
 
+def _who(request: Request) -> tuple[str | None, str | None]:
+    """The user acting (a session, not a machine token) and the supervisor whose
+    approval let them (set by the auth guard when an approval was used)."""
+    principal = getattr(request.state, "principal", None)
+    by = principal.username if principal is not None and principal.via == "session" else None
+    approved_by: str | None = getattr(request.state, "approved_by", None)
+    return by, approved_by
+
+
 def create_app(config: Config, service: RegisterService | None = None) -> FastAPI:
     svc = service or RegisterService(config)
 
@@ -296,16 +305,26 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         return sale
 
     @app.post("/api/sales/{sale_id}/lines/{line_no}/price")
-    async def override_price(sale_id: str, line_no: int, body: PriceIn) -> Doc:
+    async def override_price(request: Request, sale_id: str, line_no: int, body: PriceIn) -> Doc:
         sale: Doc = await call(
-            Register.override_price, sale_id, line_no, body.unit_price_minor, body.reason
+            Register.override_price,
+            sale_id,
+            line_no,
+            body.unit_price_minor,
+            body.reason,
+            *_who(request),
         )
         return sale
 
     @app.post("/api/sales/{sale_id}/lines/{line_no}/discount")
-    async def discount_line(sale_id: str, line_no: int, body: DiscountIn) -> Doc:
+    async def discount_line(request: Request, sale_id: str, line_no: int, body: DiscountIn) -> Doc:
         sale: Doc = await call(
-            Register.discount_line, sale_id, line_no, body.percent_bp, body.amount_minor
+            Register.discount_line,
+            sale_id,
+            line_no,
+            body.percent_bp,
+            body.amount_minor,
+            *_who(request),
         )
         return sale
 
@@ -315,8 +334,10 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         return sale
 
     @app.post("/api/sales/{sale_id}/discount")
-    async def discount_sale(sale_id: str, body: DiscountIn) -> Doc:
-        sale: Doc = await call(Register.discount_sale, sale_id, body.percent_bp, body.amount_minor)
+    async def discount_sale(request: Request, sale_id: str, body: DiscountIn) -> Doc:
+        sale: Doc = await call(
+            Register.discount_sale, sale_id, body.percent_bp, body.amount_minor, *_who(request)
+        )
         return sale
 
     @app.post("/api/sales/{sale_id}/customer")

@@ -410,6 +410,42 @@ def test_no_receipt_prints_nothing_and_print_is_once_per_request(shop: Shop, bro
     page.context.close()
 
 
+def test_supervisor_approval_is_recorded_with_the_price_change(shop: Shop, browser: Any) -> None:
+    """A cashier's price override approved by a supervisor: the op names both, and the
+    sale's page in /admin shows who approved it."""
+    import json
+    import sqlite3
+
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Carla", "2468")
+    page.fill("#scan", "BAG")
+    page.keyboard.press("Enter")
+    page.locator("button.line", has_text="Shopping bag").click()
+    page.fill("#line-price", "0.10")
+    page.fill("#line-reason", "damaged")
+    page.locator("#line-price-ok").click()
+    page.locator("#approve-dialog").get_by_text("needs 'discount'").wait_for()
+    page.fill("#approve-user", "sam")
+    page.fill("#approve-secret", "1357")
+    page.locator("#approve-ok").click()
+    page.locator("#cart-total", has_text="0.10").wait_for()
+    sale_id = page.locator("#cart-doc").get_attribute("data-sale-id")
+    with sqlite3.connect(shop.proc.data_dir / "register.db") as db:
+        rows = db.execute(
+            "SELECT payload FROM ops WHERE kind = 'sale.line_price' AND sale_id = ?", (sale_id,)
+        ).fetchall()
+    payload = json.loads(rows[-1][0])
+    assert (payload["by"], payload["approved_by"], payload["reason"]) == ("carla", "sam", "damaged")
+    page.context.close()
+    admin = new_page(browser)
+    log_in(admin, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+    admin.goto(f"{shop.proc.url}/admin/sales/{sale_id}")
+    note = admin.locator(".price-note").first
+    assert "by carla, approved by sam" in note.inner_text()
+    admin.context.close()
+    shop.ok(shop.api.post(f"/api/sales/{sale_id}/void", json={"reason": "test over"}))
+
+
 def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> None:
     page = new_page(browser)
     log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
