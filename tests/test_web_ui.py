@@ -446,6 +446,26 @@ def test_supervisor_approval_is_recorded_with_the_price_change(shop: Shop, brows
     shop.ok(shop.api.post(f"/api/sales/{sale_id}/void", json={"reason": "test over"}))
 
 
+def test_peripherals_redetect_shows_what_it_found(shop: Shop, browser: Any) -> None:
+    """Re-detect reopens the printer's link and the terminal's, restarts the scanners,
+    and the page shows the outcome; the printer still prints afterwards."""
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+    page.goto(shop.proc.url + "/admin/peripherals")
+    assert page.locator("#redetect-result").count() == 0
+    page.get_by_role("button", name="Re-detect devices").click()
+    result = page.locator("#redetect-result")
+    result.wait_for(timeout=20_000)
+    text = result.inner_text()
+    assert "scanners none configured" in text
+    assert "ready" in text and "terminal connected (answered)" in text, text
+    shop.shot(page, "admin-peripherals")
+    before = len(printed(shop, "X REPORT"))
+    shop.ok(shop.api.post("/api/printer/reports/x"))
+    wait_until(lambda: len(printed(shop, "X REPORT")) == before + 1, 20, "no print after re-detect")
+    page.context.close()
+
+
 def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> None:
     page = new_page(browser)
     log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")

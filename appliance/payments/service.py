@@ -1039,6 +1039,24 @@ class PaymentService:
         left = len(await self.call(store.pending_forward))
         return {"forwarded": forwarded, "declined": declined, "pending": left}
 
+    async def redetect(self) -> Doc:
+        """Drop the terminal link and connect afresh (an admin's "re-detect"): the answer
+        to a status enquiry on the new link, or why there is none. Not while a payment
+        holds the terminal."""
+        from drivers.zvt.errors import ZvtError
+
+        await self.ensure_started()
+        if self.runners:
+            return {**(await self.terminal_status()), "redetect": "busy with a payment"}
+        async with self.link.lock:
+            await self.link.drop()
+            try:
+                await self._status_enquiry_locked()
+                outcome = "answered"
+            except (ZvtError, TerminalUnavailable, OSError) as exc:
+                outcome = f"no answer: {why(exc) if isinstance(exc, ZvtError) else exc}"
+        return {**(await self.terminal_status()), "redetect": outcome}
+
     async def diagnosis(self) -> Doc:
         """06 70: the terminal checks its host connection (an admin's "test terminal")."""
         from drivers.zvt.errors import ZvtError

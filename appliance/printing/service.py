@@ -219,6 +219,20 @@ class PrintingService:
             await self.worker.poll_status()
         return await self.status()
 
+    async def redetect(self) -> Doc:
+        """Close the printer's link and ask it for its status on a fresh one (an admin's
+        "re-detect": a printer plugged back in or switched on)."""
+        if self.printer is None:
+            self._wanted.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout=self.cfg.timeout_seconds + 5)
+        counts = await self.service.call(queue.counts)
+        reconnect = getattr(self.printer, "reconnect", None)
+        if reconnect is not None and not counts.get("sending"):  # never cut a job
+            with contextlib.suppress(Exception):
+                await reconnect()
+        return await self.refresh()
+
     async def kick_drawer(self, pin: int | None = None) -> Doc:
         printer = await self.ready_printer()
         pin = pin or self.cfg.drawer_pin

@@ -21,6 +21,7 @@ from appliance.web.render import page
 
 Doc = dict[str, Any]
 router = APIRouter(prefix="/admin", include_in_schema=False)
+api_router = APIRouter(prefix="/api/peripherals", tags=["peripherals"])
 
 SECTIONS = (
     ("status", "/admin", "Status"),
@@ -107,7 +108,45 @@ async def peripherals(request: Request) -> Response:
         terminal=terminal,
         printer=printer,
         failed_jobs=failed,
+        redetected=getattr(request.app.state, "redetected", None),
     )
+
+
+@api_router.post("/redetect")
+async def redetect(request: Request) -> Doc:
+    """Look for every peripheral again: scanners restart (each finds its device afresh,
+    with the runtime settings' layouts), the printer's link is reopened and asked for
+    its status, the terminal's link is dropped and re-established. Returns what was
+    found; the peripherals page shows it."""
+    from datetime import UTC, datetime
+
+    from appliance.peripherals import redetect_scanners
+
+    state = request.app.state
+    found: Doc = {"at": datetime.now(UTC).isoformat(timespec="seconds")}
+    manager = getattr(state, "scanners", None)
+    if manager is not None:
+        config = await _svc(request).call(lambda register: register.config)
+        found["scanners"] = await redetect_scanners(manager, config)
+    printing = getattr(state, "printing", None)
+    if printing is not None:
+        printer = await printing.redetect()
+        inner = printer.get("printer") or {}
+        found["printer"] = {
+            "ready": bool(inner.get("ready")),
+            "reason": inner.get("reason") or printer.get("error"),
+            "model": printer.get("model"),
+        }
+    payments = getattr(state, "payments", None)
+    if payments is not None:
+        terminal = await payments.redetect()
+        found["terminal"] = {
+            "connected": terminal.get("connected"),
+            "redetect": terminal.get("redetect"),
+            "terminal": terminal.get("terminal"),
+        }
+    state.redetected = found
+    return found
 
 
 @router.get("/sales", response_class=HTMLResponse)
