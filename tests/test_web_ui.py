@@ -570,6 +570,44 @@ def test_park_on_one_register_and_resume_on_another(browser: Any, tmp_path: Path
         row = admin.locator("#lan-registers tr", has_text="R2")
         row.wait_for()
         assert "Till 2" in row.inner_text()
+        # A tab parked at Till 2, then Till 2 goes away: Till 1's lists say so and mark
+        # the tab as held by an unreachable register.
+        at_two.get_by_role("button", name="Done").click()
+        at_two.fill("#scan", "BAG")
+        at_two.keyboard.press("Enter")
+        at_two.locator("button.line", has_text="Shopping bag").wait_for()
+        at_two.get_by_role("button", name="Park", exact=True).click()
+        at_two.fill("#park-name", "Table 11")
+        at_two.locator("#park-ok").click()
+        at_two.locator("li.empty").wait_for()
+        wait_until(
+            lambda: any(
+                s["name"] == "Table 11"
+                for s in first.get("/api/sales", params={"status": "parked"}).json()
+            ),
+            20,
+            "tab not synced to Till 1",
+        )
+        regs[1].stop()
+        wait_until(
+            lambda: any(
+                r["register_id"] == "R2" and r["status"] == "disconnected"
+                for r in first.get("/api/lan/registers").json()["registers"]
+            ),
+            20,
+            "Till 1 did not notice Till 2 going away",
+        )
+        admin.goto(regs[0].url + "/admin/sales")
+        admin.locator('[data-unreachable="R2"]').wait_for()
+        away = admin.locator("#saved-sales tr", has_text="Table 11")
+        assert "unreachable" in away.inner_text()
+        at_one.get_by_role("button", name="Parked sales").click()
+        at_one.locator('#parked-list [data-unreachable="R2"]').wait_for()
+        tab = at_one.locator("#parked-list button", has_text="Table 11")
+        assert "unreachable" in tab.inner_text()
+        shop_dir = Path(os.environ.get("APPLIANCE_SCREENSHOTS", ""))
+        if os.environ.get("APPLIANCE_SCREENSHOTS"):
+            admin.screenshot(path=str(ROOT / shop_dir / "admin-saved-sales.png"))
         first.close()
         second.close()
     finally:

@@ -152,9 +152,11 @@ async def redetect(request: Request) -> Doc:
 @router.get("/sales", response_class=HTMLResponse)
 async def sales(request: Request) -> Response:
     svc = _svc(request)
-    saved: list[Doc] = await svc.call(screen_data.saved_sales)
+    from appliance.web.sell import lan_peers
+
+    view: Doc = await svc.call(screen_data.saved_sales_view, lan_peers(request))
     recent: list[Doc] = await svc.call(screen_data.recent_sales)
-    return _admin(request, "sales", "admin/sales.html", saved=saved, recent=recent)
+    return _admin(request, "sales", "admin/sales.html", recent=recent, **view)
 
 
 @router.get("/sales/{sale_id}", response_class=HTMLResponse)
