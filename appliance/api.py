@@ -237,10 +237,12 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         return found
 
     @app.put("/api/products/{sku}")
-    async def put_product(sku: str, body: ProductIn) -> Doc:
+    async def put_product(sku: str, body: ProductIn, new: bool = False) -> Doc:
+        """Create or change a product; ``?new=true`` (the counter's "new product")
+        refuses an SKU that exists instead of changing it."""
         raw = body.model_dump()
         raw["sku"] = sku
-        saved: Doc = await call(Register.upsert_product, raw)
+        saved: Doc = await call(Register.upsert_product, raw, new)
         return saved
 
     @app.post("/api/catalog/import")

@@ -277,7 +277,12 @@ class Register:
             self.commit([self._op("catalog.import", {"products": products})])
         return len(products)
 
-    def upsert_product(self, raw: Doc) -> Doc:
+    def upsert_product(self, raw: Doc, new: bool = False) -> Doc:
+        if new and self.state.product(str(raw.get("sku"))) is not None:
+            raise Conflict(
+                f"a product with SKU {raw.get('sku')} exists already: pick another SKU",
+                field="sku",
+            )
         product, problems = validate_product(raw, self.tax_categories)
         if product is None:
             column, problem = problems[0]

@@ -446,6 +446,43 @@ def test_supervisor_approval_is_recorded_with_the_price_change(shop: Shop, brows
     shop.ok(shop.api.post(f"/api/sales/{sale_id}/void", json={"reason": "test over"}))
 
 
+def test_new_customer_and_new_product_at_the_counter(shop: Shop, browser: Any) -> None:
+    """A cashier creates a customer (allowed) and a product (needs 'catalog': a
+    manager approves) without leaving the sale; an SKU that exists is refused."""
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Carla", "2468")
+    page.get_by_role("button", name="Customer", exact=True).click()
+    page.locator("#new-customer summary").click()
+    page.fill("#nc-code", "5150")
+    page.fill("#nc-name", "Jana Novak")
+    page.locator("#nc-ok").click()
+    page.get_by_text("Customer: Jana Novak").wait_for()
+    assert shop.ok(shop.api.get("/api/customers/5150"))["name"] == "Jana Novak"
+
+    page.get_by_role("button", name="New product").click()
+    page.fill("#np-sku", "BAG")
+    page.fill("#np-name", "Another bag")
+    page.fill("#np-price", "0.30")
+    page.locator("#np-ok").click()
+    page.locator("#approve-dialog").get_by_text("needs 'catalog'").wait_for()
+    page.fill("#approve-user", "mia")
+    page.fill("#approve-secret", "counter-top-42")
+    page.locator("#approve-ok").click()
+    page.locator("#product-dialog").get_by_text("exists already").wait_for()
+    page.fill("#np-sku", "JAM-1")
+    page.fill("#np-name", "Apricot jam 340 g")
+    page.fill("#np-price", "3.49")
+    page.fill("#np-barcode", "4000000000006")
+    page.locator("#np-ok").click()  # the approval still holds (web.approval_seconds)
+    page.locator("button.line", has_text="Apricot jam 340 g").wait_for()
+    product = shop.ok(shop.api.get("/api/products/JAM-1"))
+    assert (product["price"], product["barcodes"]) == (349, ["4000000000006"])
+    assert shop.ok(shop.api.get("/api/products/BAG"))["name"] == "Shopping bag"
+    sale_id = page.locator("#cart-doc").get_attribute("data-sale-id")
+    shop.ok(shop.api.post(f"/api/sales/{sale_id}/void", json={"reason": "test over"}))
+    page.context.close()
+
+
 def test_peripherals_redetect_shows_what_it_found(shop: Shop, browser: Any) -> None:
     """Re-detect reopens the printer's link and the terminal's, restarts the scanners,
     and the page shows the outcome; the printer still prints afterwards."""

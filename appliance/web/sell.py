@@ -38,6 +38,7 @@ async def sell_page(request: Request) -> Response:
     config = request.app.state.features.config
     keys = await svc.call(screen_data.quick_keys, list(config.web.quick_keys))
     sale = await svc.call(screen_data.current_sale)
+    categories: list[str] = await svc.call(lambda register: register.tax_categories)
     return page(
         request,
         "sell.html",
@@ -46,6 +47,7 @@ async def sell_page(request: Request) -> Response:
         card_terminal=has_route(request, "/api/sales/{sale_id}/payments"),
         lan=has_route(request, "/api/lan/sales/{sale_id}/resume"),
         printing_receipts=has_route(request, "/api/printer/receipts/{sale_id}"),
+        tax_categories=categories,
     )
 
 

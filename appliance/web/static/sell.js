@@ -540,6 +540,40 @@ document.addEventListener("DOMContentLoaded", () => {
       await loadCart(sale.id);
     } catch (err) { showError(dialog, err); }
   });
+  $("nc-ok").addEventListener("click", async () => {
+    // A new customer at the counter (also offline: new customers are allowed then).
+    const dialog = $("customer-dialog");
+    try {
+      const body = { code: $("nc-code").value.trim(), name: $("nc-name").value.trim() };
+      if ($("nc-email").value.trim()) body.email = $("nc-email").value.trim();
+      const customer = await api("POST", "/api/customers", body);
+      const id = await ensureSale();
+      const sale = await api("POST", `/api/sales/${id}/customer`, { code: customer.code });
+      closeDialog(dialog);
+      cue(`Customer ${customer.name} created`, true);
+      await loadCart(sale.id);
+    } catch (err) { showError(dialog, err); }
+  });
+  $("np-ok").addEventListener("click", async () => {
+    // A new product at the counter: needs 'catalog' (a manager can approve it).
+    const dialog = $("product-dialog");
+    try {
+      const sku = $("np-sku").value.trim();
+      const price = toMinor($("np-price").value);
+      if (!sku) throw new Error("SKU: enter one");
+      if (price === null) throw new Error("Price: enter an amount like 12.50");
+      const weighed = $("np-weighed").checked;
+      const body = {
+        sku, name: $("np-name").value.trim(), price_minor: price,
+        tax_category: $("np-tax").value, sold_by: weighed ? "weight" : "unit",
+        barcodes: $("np-barcode").value.trim() ? [$("np-barcode").value.trim()] : [],
+      };
+      const product = await api("PUT", `/api/products/${encodeURIComponent(sku)}?new=true`, body);
+      closeDialog(dialog);
+      cue(`Product ${product.name} created`, true);
+      if (weighed) askWeight(product.sku, product.name); else await addSku(product.sku);
+    } catch (err) { showError(dialog, err); }
+  });
   $("customer-clear").addEventListener("click", async () => {
     const dialog = $("customer-dialog");
     try {
