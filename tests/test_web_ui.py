@@ -62,12 +62,18 @@ class Shop:
         return resp.json()
 
     def shot(self, page: Any, name: str) -> None:
-        path = self.shots / f"{name}.png"
-        page.screenshot(path=str(path))
-        target = os.environ.get("APPLIANCE_SCREENSHOTS")
-        if target:
-            Path(ROOT / target).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, ROOT / target / path.name)
+        shot(page, self.shots, name)
+
+
+def shot(page: Any, folder: Path, name: str) -> None:
+    """A screenshot into ``folder``, and into docs/screenshots when asked
+    (APPLIANCE_SCREENSHOTS, as docs/make_screenshots.py does)."""
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    target = os.environ.get("APPLIANCE_SCREENSHOTS")
+    if target:
+        Path(ROOT / target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, ROOT / target / path.name)
 
 
 @pytest.fixture(scope="module")
@@ -342,6 +348,7 @@ def test_settings_change_the_next_receipt_without_restart(shop: Shop, browser: A
     assert page.locator("#s-header").input_value() == "Corner Shop Ltd\nMarket Street 5"
     page.locator("#settings-changed", has_text="store.receipt_header").wait_for()
     assert "mia" in page.locator("#settings-changed").inner_text()
+    page.evaluate("() => window.scrollTo(0, 0)")
     shop.shot(page, "admin-settings")
     assert printed(shop, "Corner Shop Ltd") == []
     api = shop.api
@@ -642,9 +649,8 @@ def test_park_on_one_register_and_resume_on_another(browser: Any, tmp_path: Path
         at_one.locator('#parked-list [data-unreachable="R2"]').wait_for()
         tab = at_one.locator("#parked-list button", has_text="Table 11")
         assert "unreachable" in tab.inner_text()
-        shop_dir = Path(os.environ.get("APPLIANCE_SCREENSHOTS", ""))
-        if os.environ.get("APPLIANCE_SCREENSHOTS"):
-            admin.screenshot(path=str(ROOT / shop_dir / "admin-saved-sales.png"))
+        shot(admin, tmp_path, "admin-saved-sales")
+        shot(at_one, tmp_path, "sell-parked-unreachable")
         first.close()
         second.close()
     finally:
