@@ -122,3 +122,25 @@ def test_scanner_layout_from_the_settings_wins_over_the_profile(tmp_path: Path) 
     profile = scanner_profiles(reg.config)["generic-usb-wedge-us"]
     assert profile.section("keyboard")["layout"] == "de"
     reg.close()
+
+
+def test_a_new_layout_restarts_the_scanner_with_it(tmp_path: Path) -> None:
+    """The running register's keyboard-wedge scanner is rebuilt with the new layout."""
+    import time
+
+    config = make_config(tmp_path, scanners={"profiles": ["generic-usb-wedge-us"]})
+    with api_client(config) as client:
+        manager = client.app.state.scanners  # type: ignore[attr-defined]
+        assert manager.scanners["generic-usb-wedge-us"].settings.layout == "us"
+        resp = client.put(
+            "/api/settings", json={"changes": {"scanners.layouts": {"generic-usb-wedge-us": "de"}}}
+        )
+        assert resp.status_code == 200, resp.text
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            scanner = manager.scanners.get("generic-usb-wedge-us")
+            if scanner is not None and scanner.settings.layout == "de":
+                break
+            time.sleep(0.05)
+        assert manager.scanners["generic-usb-wedge-us"].settings.layout == "de"
+        assert "generic-usb-wedge-us" in manager.tasks

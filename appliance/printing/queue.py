@@ -53,7 +53,7 @@ KINDS = ("receipt", "copy", "report")
 STATUSES = ("queued", "sending", "sent", "done", "failed", "skipped")
 COLUMNS = (
     "id", "kind", "sale_id", "status", "attempts", "interrupted", "last_error",
-    "created_at", "updated_at", "sent_at", "done_at",
+    "created_at", "updated_at", "sent_at", "done_at", "request_id",
 )  # fmt: skip
 
 
@@ -82,22 +82,35 @@ def enqueue_from_ops(register: Register, ops: list[Op], z_reports: bool = True) 
 
 
 def enqueue(
-    register: Register, kind: str, sale_id: str | None = None, report: Doc | None = None
+    register: Register,
+    kind: str,
+    sale_id: str | None = None,
+    report: Doc | None = None,
+    request_id: str | None = None,
 ) -> int:
-    """Queue a copy or a report (receipts are queued by the hook, with their sale)."""
+    """Queue a copy or a report (receipts are queued by the hook, with their sale).
+
+    With ``request_id`` (the client's id for one press of a button) a request that
+    arrives again returns the job it queued the first time: one job per request."""
     if kind not in KINDS:
         raise ValueError(f"unknown print job kind {kind!r}")
+    if request_id is not None:
+        row = register.conn.execute(
+            "SELECT id FROM print_jobs WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
     if report is not None:
         report = {"requested_at": _now(), **report}
     cur = register.conn.execute(
-        "INSERT INTO print_jobs (kind, sale_id, report, status, created_at)"
-        " VALUES (?, ?, ?, 'queued', ?)",
-        (kind, sale_id, json.dumps(report) if report is not None else None, _now()),
+        "INSERT INTO print_jobs (kind, sale_id, report, status, created_at, request_id)"
+        " VALUES (?, ?, ?, 'queued', ?, ?)",
+        (kind, sale_id, json.dumps(report) if report is not None else None, _now(), request_id),
     )
     return int(cur.lastrowid or 0)
 
 
-def reprint_last(register: Register) -> int:
+def reprint_last(register: Register, request_id: str | None = None) -> int:
     """Queue a COPY of this register's last completed receipt (sale or refund)."""
     row = register.conn.execute(
         "SELECT id FROM sales WHERE register_id = ? AND status = 'completed'"
@@ -106,7 +119,7 @@ def reprint_last(register: Register) -> int:
     ).fetchone()
     if row is None:
         raise NotFound("no completed sale on this register to reprint", field="sale_id")
-    return enqueue(register, "copy", row[0])
+    return enqueue(register, "copy", row[0], request_id=request_id)
 
 
 def choose_receipt(register: Register, sale_id: str, wanted: bool) -> Doc | None:

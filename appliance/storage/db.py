@@ -139,6 +139,12 @@ def _m8_settings(db: sqlite_utils.Database) -> None:
     create(db)
 
 
+def _m9_print_requests(db: sqlite_utils.Database) -> None:
+    from appliance.printing.schema import add_request_ids
+
+    add_request_ids(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_identity_and_indexes,
@@ -148,6 +154,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m6_lan,
     _m7_auth,
     _m8_settings,
+    _m9_print_requests,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -258,6 +258,12 @@ async function cardPayment(amount) {
   return null;
 }
 
+function requestId() {
+  const random = new Uint32Array(4);
+  crypto.getRandomValues(random);
+  return Array.from(random, (n) => n.toString(16).padStart(8, "0")).join("");
+}
+
 // "No receipt": said before the tender that completes the sale, so no job is queued.
 async function receiptChoice() {
   const box = $("no-receipt");
@@ -296,7 +302,8 @@ async function finishReceipt(print) {
     const button = document.querySelector("[data-receipt-print]");
     if (button) button.disabled = true;  // one copy per press
     try {
-      await api("POST", "/api/printer/reprint-last");  // a COPY of this register's last receipt
+      // A COPY of this register's last receipt; the id makes a resent request one copy.
+      await api("POST", "/api/printer/reprint-last", { request_id: requestId() });
     } catch (err) {
       showError(dialog, err);
       return;
