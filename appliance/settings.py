@@ -85,12 +85,12 @@ def laid_over(config: Config, changes: Doc) -> Config:
                 field=str(key),
             )
         parts = key.split(".")
-        node = data
+        node: Any = data
         for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
+            node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
                 raise ValidationError(f"{key}: no such setting", field=key)
-            node = node[part]
-        if parts[-1] not in node and len(parts) > 1:
+        if len(parts) > 1 and parts[-1] not in node:
             raise ValidationError(f"{key}: no such setting", field=key)
         node[parts[-1]] = value
     try:

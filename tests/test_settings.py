@@ -144,3 +144,12 @@ def test_a_new_layout_restarts_the_scanner_with_it(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert manager.scanners["generic-usb-wedge-us"].settings.layout == "de"
         assert "generic-usb-wedge-us" in manager.tasks
+
+
+@pytest.mark.parametrize(
+    "key", ["store.", "store.receipt_header.x", "tax.rates.standard.x", "", "storex", "store..id"]
+)
+def test_odd_keys_are_refused_by_name(register: Register, key: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        settings.change(register, {key: 1}, "admin")
+    assert info.value.field is not None
