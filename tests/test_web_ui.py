@@ -485,6 +485,7 @@ def test_new_customer_and_new_product_at_the_counter(shop: Shop, browser: Any) -
     page.fill("#np-name", "Apricot jam 340 g")
     page.fill("#np-price", "3.49")
     page.fill("#np-barcode", "4000000000006")
+    shop.shot(page, "sell-new-product")
     page.locator("#np-ok").click()  # the approval still holds (web.approval_seconds)
     page.locator("button.line", has_text="Apricot jam 340 g").wait_for()
     product = shop.ok(shop.api.get("/api/products/JAM-1"))
