@@ -77,16 +77,34 @@ def check_text(value: Any, field: str, max_len: int = 200, required: bool = True
     return value.strip()
 
 
-def _discount(percent_bp: int | None, amount: int | None, field: str) -> Doc | None:
+def _who(by: str | None, approved_by: str | None) -> Doc:
+    """Who did a price change and who approved it, for the op and the sale document."""
+    found: Doc = {}
+    if by is not None:
+        found["by"] = check_text(by, "by", 64)
+    if approved_by is not None:
+        found["approved_by"] = check_text(approved_by, "approved_by", 64)
+    return found
+
+
+def _discount(
+    percent_bp: int | None,
+    amount: int | None,
+    field: str,
+    by: str | None = None,
+    approved_by: str | None = None,
+) -> Doc | None:
     if percent_bp is not None and amount is not None:
         raise ValidationError("give either percent_bp or amount, not both", field=field)
     if percent_bp is not None:
         check_int(percent_bp, f"{field}.percent_bp", 0, MAX_PERCENT_BP)
-        return {"kind": "percent", "value": percent_bp} if percent_bp else None
-    if amount is not None:
+        found = {"kind": "percent", "value": percent_bp} if percent_bp else None
+    elif amount is not None:
         check_int(amount, f"{field}.amount", 0, MAX_AMOUNT)
-        return {"kind": "amount", "value": amount} if amount else None
-    return None
+        found = {"kind": "amount", "value": amount} if amount else None
+    else:
+        found = None
+    return {**found, **_who(by, approved_by)} if found else None
 
 
 # Edits of an open sale's cart: with register.durability = "completed" their commits
@@ -127,6 +145,9 @@ class Register:
         # Called with (code, result, None) or (code, None, error) for every scan applied
         # or refused by appliance.scan, so screens can cue "not found" and misreads.
         self.scan_listeners: list[Callable[[str, Doc | None, Exception | None], None]] = []
+        # Called with the new config when a runtime setting changed (appliance.settings).
+        self.settings_watchers: list[Callable[[Config], None]] = []
+        self.settings_loaded = False
         # Called before money is taken for a sale outside a tender op (a card payment
         # about to ask the terminal): raising an ApplianceError refuses the charge.
         self.before_charge: list[Callable[[Register, str], None]] = []
@@ -300,7 +321,12 @@ class Register:
             self.commit([self._op("catalog.import", {"products": products})])
         return len(products)
 
-    def upsert_product(self, raw: Doc) -> Doc:
+    def upsert_product(self, raw: Doc, new: bool = False) -> Doc:
+        if new and self.state.product(str(raw.get("sku"))) is not None:
+            raise Conflict(
+                f"a product with SKU {raw.get('sku')} exists already: pick another SKU",
+                field="sku",
+            )
         product, problems = validate_product(raw, self.tax_categories)
         if product is None:
             column, problem = problems[0]
@@ -487,7 +513,17 @@ class Register:
         payload = {"line_id": line["id"], "no": line_no, "qty": qty}
         return self._apply(doc, [self._op("sale.line_qty", payload, sale_id)])
 
-    def override_price(self, sale_id: str, line_no: int, unit_price: int, reason: str) -> SaleDoc:
+    def override_price(
+        self,
+        sale_id: str,
+        line_no: int,
+        unit_price: int,
+        reason: str,
+        by: str | None = None,
+        approved_by: str | None = None,
+    ) -> SaleDoc:
+        """``by``: the user who did it; ``approved_by``: the supervisor whose approval
+        let a cashier do it (both recorded in the op and on the line)."""
         doc = self._editable(sale_id)
         line = self._get_line(doc, line_no)
         check_int(unit_price, "unit_price", 0, MAX_AMOUNT)
@@ -499,6 +535,7 @@ class Register:
             "no": line_no,
             "unit_price": unit_price,
             "reason": reason_text,
+            **_who(by, approved_by),
         }
         return self._apply(doc, [self._op("sale.line_price", payload, sale_id)])
 
@@ -508,10 +545,12 @@ class Register:
         line_no: int,
         percent_bp: int | None = None,
         amount: int | None = None,
+        by: str | None = None,
+        approved_by: str | None = None,
     ) -> SaleDoc:
         doc = self._editable(sale_id)
         line = self._get_line(doc, line_no)
-        discount = _discount(percent_bp, amount, "discount")
+        discount = _discount(percent_bp, amount, "discount", by, approved_by)
         if discount and discount["kind"] == "amount":
             gross = compute_totals({**doc, "lines": [line], "discount": None})["subtotal"]
             if discount["value"] > gross:
@@ -529,10 +568,15 @@ class Register:
         return self._apply(doc, [self._op("sale.line_void", payload, sale_id)])
 
     def discount_sale(
-        self, sale_id: str, percent_bp: int | None = None, amount: int | None = None
+        self,
+        sale_id: str,
+        percent_bp: int | None = None,
+        amount: int | None = None,
+        by: str | None = None,
+        approved_by: str | None = None,
     ) -> SaleDoc:
         doc = self._editable(sale_id)
-        discount = _discount(percent_bp, amount, "discount")
+        discount = _discount(percent_bp, amount, "discount", by, approved_by)
         if discount and discount["kind"] == "amount":
             subtotal = doc["totals"]["subtotal"]
             if discount["value"] > subtotal:

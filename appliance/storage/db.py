@@ -134,6 +134,18 @@ def _m7_auth(db: sqlite_utils.Database) -> None:
     create(db)
 
 
+def _m8_settings(db: sqlite_utils.Database) -> None:
+    from appliance.settings_schema import create
+
+    create(db)
+
+
+def _m9_print_requests(db: sqlite_utils.Database) -> None:
+    from appliance.printing.schema import add_request_ids
+
+    add_request_ids(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_identity_and_indexes,
@@ -142,6 +154,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m5_print_queue,
     _m6_lan,
     _m7_auth,
+    _m8_settings,
+    _m9_print_requests,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -14,8 +14,8 @@ right after the sale is completed, parked or voided.
 - catalog: the changed products, as one ``catalog.import`` op made by the node
   ``bo`` with a deterministic op id, so registers that share ops on the LAN see the
   same op once and the outbox never echoes it back.
-- taxes / settings: stored in ``sync_bundles`` and laid over the config file's
-  values (``register.config``), again at every start.
+- taxes / settings: changes of the runtime settings overlay (appliance/settings.py),
+  the one way settings change, shared with the admin panel: durable and live.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from appliance.catalog import CatalogImportError
-from appliance.config import Config, StoreSection, TaxSection
 from appliance.errors import ValidationError
 from appliance.hlc import Timestamp
 from appliance.register import Register
@@ -67,33 +66,22 @@ def _catalog(register: Register, payload: Doc, version: int = 0) -> None:
         register.commit([op])
 
 
-def _config_with(config: Config, kind: str, payload: Doc) -> Config:
-    """The config with a taxes or settings bundle laid over it (validated whole)."""
-    from pydantic import ValidationError as PydanticValidationError
-
-    try:
-        if kind == "taxes":
-            return config.model_copy(update={"tax": TaxSection(**payload)})
-        store = config.store.model_dump()
-        store.update(payload.get("store", {}))
-        receipt = payload.get("receipt", {})
-        if "header" in receipt:
-            store["receipt_header"] = receipt["header"]
-        if "footer" in receipt:
-            store["receipt_footer"] = receipt["footer"]
-        return config.model_copy(update={"store": StoreSection(**store)})
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise ValidationError(f"{kind} bundle: {err['msg']}", field=field) from None
-
-
 def _config_bundle(kind: str) -> Handler:
+    """Taxes and settings go into the one runtime settings overlay (appliance/settings),
+    the same way the admin panel changes them: validated whole, durable, live."""
+
     def apply(register: Register, payload: Doc) -> None:
-        register.config = _config_with(register.config, kind, payload)
+        from appliance import settings
+
+        changes = settings.bundle_changes(kind, payload)
+        if changes:
+            settings.change(register, changes, source="backoffice", by=f"back office ({kind})")
 
     return apply
 
+
+# Kinds whose effect is stored by the handler itself (not re-applied at start).
+PERSISTED = ("taxes", "settings")
 
 HANDLERS: dict[str, Handler] = {
     "taxes": _config_bundle("taxes"),
@@ -155,5 +143,5 @@ def reapply_stored(register: Register) -> None:
     rows = register.conn.execute("SELECT kind, payload FROM sync_bundles ORDER BY kind")
     for kind, payload in rows.fetchall():
         handler = HANDLERS.get(kind)
-        if handler is not None:
+        if handler is not None and kind not in PERSISTED:
             handler(register, json.loads(payload))
