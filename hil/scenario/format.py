@@ -53,6 +53,7 @@ STEPS: dict[str, tuple[type | tuple[type, ...], dict[str, type | tuple[type, ...
     "expect_api": (dict, {}),
     "expect_db": (dict, {}),
     "expect_sync": (dict, {}),
+    "refund": (str, {}),
 }
 TIERS = ("inprocess", "virtual", "qemu", "bench")
 TOP_KEYS = {"name", "description", "tiers", "timeout_s", "setup", "step"}
