@@ -41,6 +41,16 @@ PRINTER_STATES: dict[str, Doc] = {
 # they are: approve, decline:05, abort, hang, "approve,pin=0.3", …).
 CARD_OUTCOMES = {"approved": "approve", "declined": "decline:05", "timeout": "no-answer"}
 POLL_S = 0.1
+# With a back office in the scenario: probe and retry fast, so catching up after the
+# link comes back takes moments, not the shop's minutes.
+FAST_SYNC: Doc = {
+    "probe_min_seconds": 0.2,
+    "probe_max_seconds": 1.0,
+    "retry_min_seconds": 0.2,
+    "retry_max_seconds": 1.0,
+    "request_timeout_seconds": 3.0,
+    "long_poll_seconds": 2.0,
+}
 
 
 class StepFailed(Exception):
@@ -115,9 +125,7 @@ class Tier:
         the rig needs (fast sync probes when a back office is in the scenario)."""
         sections: dict[str, Doc] = {}
         if self.uses("backoffice", "expect_sync"):
-            sections["sync"] = {"probe_min_seconds": 0.2, "probe_max_seconds": 1.0,
-                                "retry_min_seconds": 0.2, "retry_max_seconds": 1.0,
-                                "request_timeout_seconds": 3.0, "long_poll_seconds": 2.0}  # fmt: skip
+            sections["sync"] = dict(FAST_SYNC)
         for section, values in self.scenario.setup.get("config", {}).items():
             sections.setdefault(section, {}).update(values)
         return sections

@@ -290,8 +290,11 @@ class VirtualTier(Tier):
                 else "typing an evemu recording through /dev/uinput is done by `hil "
                 "replay-scanner --tier uinput`, not by scenarios yet"
             )
-            raise self.unsupported(step, f"a keyboard-wedge recording needs uinput: {why}; "
-                                   "the inprocess tier decodes it through the wedge decoder")  # fmt: skip
+            raise self.unsupported(
+                step,
+                f"a keyboard-wedge recording needs uinput: {why}; "
+                "the inprocess tier decodes it through the wedge decoder",
+            )
         if kind != "serial":
             raise self.unsupported(step, f"{kind} recordings replay with `hil replay-scanner`")
         scanner = self.scanners[step.options.get("scanner", "serial")]
