@@ -103,6 +103,7 @@ class Tier:
 
     name = "tier"
     start_timeout_s = 60.0
+    time_scale = 1.0  # step and scenario bounds are multiplied by this (qemu: TCG is slow)
 
     client: Any  # an httpx.AsyncClient on the register's API, set by start()
 
