@@ -166,21 +166,26 @@ def _bcd(data: bytes) -> int:
 
 
 def card_attempts(trace_file: Path) -> list[tuple[str, int]]:
-    """(outcome spec, amount) of each authorization (06 01) in a terminal trace."""
-    trace = read_trace(trace_file)
-    ecr = b"".join(e.data for e in trace.events if e.direction == ECR_TO_PT)
-    pt = b"".join(e.data for e in trace.events if e.direction == PT_TO_ECR)
-    amounts = [
-        _bcd(a[4:10]) for a in _apdus(ecr) if a[:2] == b"\x06\x01" and len(a) >= 10 and a[3] == 4
-    ]
-    outcomes = []
-    for apdu in _apdus(pt):
-        if apdu[:2] == b"\x04\x0f" and len(apdu) > 4 and apdu[3] == 0x27:
-            code = apdu[4]
-            outcomes.append("approve" if code == 0 else f"decline:{code:02X}")
-        elif apdu[:2] == b"\x06\x1e":
-            outcomes.append("abort")
-    return list(zip(outcomes, amounts, strict=False))
+    """(outcome spec, amount) of each authorization (06 01) in a terminal trace: the
+    terminal's answers after it (04 0F with result code 27, or 06 1E abort) count."""
+    attempts: list[tuple[str, int]] = []
+    amount: int | None = None  # an authorization waiting for its outcome
+    for event in read_trace(trace_file).events:
+        for apdu in _apdus(event.data):
+            if event.direction == ECR_TO_PT:
+                if apdu[:2] == b"\x06\x01" and len(apdu) >= 10 and apdu[3] == 4:
+                    amount = _bcd(apdu[4:10])
+                continue
+            if amount is None:
+                continue
+            if apdu[:2] == b"\x04\x0f" and len(apdu) > 4 and apdu[3] == 0x27:
+                code = apdu[4]
+                attempts.append(("approve" if code == 0 else f"decline:{code:02X}", amount))
+                amount = None
+            elif apdu[:2] == b"\x06\x1e":
+                attempts.append(("abort", amount))
+                amount = None
+    return attempts
 
 
 MONEY = r"(-?\d+)[.,](\d{2})"
