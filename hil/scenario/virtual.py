@@ -119,11 +119,11 @@ class VirtualTier(Tier):
         self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
         self.devices: list[DeviceProcess] = []
         self.scanners = self._pty_scanners()
-        self.printer = await printer_process(self.folder / "printer", self._log("printer")).start()
-        self.devices.append(self.printer)
         self.terminal_port = free_port()
-        self.terminal = await terminal_process(self._log("terminal"), self.terminal_port).start()
-        self.devices.append(self.terminal)
+        self.printer = printer_process(self.folder / "printer", self._log("printer"))
+        self.terminal = terminal_process(self._log("terminal"), self.terminal_port)
+        self.devices += [self.printer, self.terminal]
+        await asyncio.gather(self.printer.start(), self.terminal.start())  # side by side
         self.config_file = self.folder / "register.toml"
         self.config_file.write_text(self._config(), encoding="utf-8")
         self.watch: ScanWatch | None = None
