@@ -143,6 +143,12 @@ class QemuTier(Tier):
                                  "the USB keyboard")  # fmt: skip
             await asyncio.sleep(0.05)
         event = self.watch.scans[before]
+        if event.get("code") != step.value:  # the typing lost or changed keys on the way
+            raise StepFailed(
+                f"typed {step.value!r} on the USB keyboard, the register read "
+                f"{event.get('code')!r} (keys lost between QMP and the evdev driver)",
+                step.value, event.get("code"),
+            )  # fmt: skip
         if not event.get("ok"):
             self.last_error = event.get("error")
             return {"refused": self.last_error}
