@@ -1137,8 +1137,11 @@ class PaymentService:
             except Exception:
                 work = True
             timeout = self.cfg.poll_seconds if work else max(300.0, self.cfg.poll_seconds)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+            # races with the wake-up, and stop() then waited out the whole timeout.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
             self.wake.clear()
             try:
                 await self._housekeeping()
