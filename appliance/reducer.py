@@ -276,6 +276,8 @@ def _payment_declined_after(state: StateStore, op: Op, p: Doc) -> None:
 
 
 def _catalog_import(state: StateStore, op: Op, p: Doc) -> None:
+    for sku in p.get("removed") or []:  # taken out of the catalog in the back office
+        state.remove_product(sku)
     for product in p["products"]:
         state.put_product(product)
 

@@ -2,7 +2,8 @@
 
 Some settings change while the register runs — from the admin panel (receipt header
 and footer, printer profile, offline card limits, scanner layouts) or from the back
-office (``taxes`` and ``settings`` bundles, appliance/sync/bundles.py). Both go
+office (``taxes`` and ``settings`` bundles, appliance/sync/bundles.py; "reset data"
+drops the back office's rows until it sends them again, then ``reload``). Both go
 through ``change``: it validates the whole resulting config (an error names the
 field, nothing is stored), stores each changed key in ``settings_overlay`` in one
 transaction on the register's connection (durable like a sale), swaps
@@ -171,6 +172,16 @@ def load(register: Register) -> None:
                 import logging
 
                 logging.getLogger(__name__).warning("setting %s not applied: %s", key, exc)
+
+
+def reload(register: Register, base: Config) -> None:
+    """Lay the stored overlay over ``base`` afresh and tell the watchers (after reset
+    data dropped the back office's rows: the admin panel's stay, the rest go)."""
+    register.config = base
+    register.settings_loaded = False
+    load(register)
+    for watcher in list(register.settings_watchers):
+        watcher(register.config)
 
 
 def watch(register: Register, watcher: Watcher) -> None:
