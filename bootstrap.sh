@@ -35,6 +35,7 @@ APT_PACKAGES=(
     e2fsprogs         # the data partition (mkfs.ext4 -d)
     libfaketime       # sync chaos test: registers with skewed clocks (LD_PRELOAD)
     chromium          # the browser the web UI tests drive (Playwright, never its own download)
+    strace            # tests/test_durability.py counts the register's real fsyncs
 )
 
 need_apt=()

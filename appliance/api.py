@@ -8,6 +8,7 @@ a request that fails changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -15,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from appliance import __version__
+from appliance import __version__, settings
 from appliance.config import Config
 from appliance.features import Context, attach_all
 from appliance.http_errors import install_error_handlers
@@ -118,6 +119,19 @@ class ProductIn(_Body):
     sold_by: Literal["unit", "weight"] = "unit"
 
 
+class SettingsIn(_Body):
+    changes: dict[StrictStr, Any] = Field(min_length=1, max_length=50)
+
+
+def _who(request: Request) -> tuple[str | None, str | None]:
+    """The user acting (a session, not a machine token) and the supervisor whose
+    approval let them (set by the auth guard when an approval was used)."""
+    principal = getattr(request.state, "principal", None)
+    by = principal.username if principal is not None and principal.via == "session" else None
+    approved_by: str | None = getattr(request.state, "approved_by", None)
+    return by, approved_by
+
+
 def create_app(config: Config, service: RegisterService | None = None) -> FastAPI:
     svc = service or RegisterService(config)
 
@@ -127,10 +141,29 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert ctx is not None
         await svc.start()
-        from appliance.peripherals import start_scanners
+        from appliance.peripherals import redetect_scanners, start_scanners
 
-        scanners = await start_scanners(config, svc)
+        # The scanners start with the runtime settings laid over the file (layouts),
+        # and start again when a layout changes.
+        current: Config = await svc.call(lambda register: register.config)
+        scanners = await start_scanners(current, svc)
         app.state.scanners = scanners
+        loop = asyncio.get_running_loop()
+        restarts: set[asyncio.Future[Any]] = set()
+
+        def on_settings(new: Config) -> None:
+            nonlocal current
+            if new.scanners.layouts != current.scanners.layouts:
+
+                def restart() -> None:
+                    task = asyncio.ensure_future(redetect_scanners(scanners, new))
+                    restarts.add(task)
+                    task.add_done_callback(restarts.discard)
+
+                loop.call_soon_threadsafe(restart)
+            current = new
+
+        await svc.call(lambda register: register.settings_watchers.append(on_settings))
         try:
             for hook in ctx.starts:
                 await hook()
@@ -148,6 +181,8 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         description="HTTP JSON API of one register. Money is integer minor units.",
     )
     app.state.service = svc
+    # First of all at open: the runtime settings overlay over the config file.
+    svc.on_open.insert(0, settings.load)
     ctx = Context(config=config, service=svc, app=app)
     app.state.features = ctx
 
@@ -202,10 +237,12 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         return found
 
     @app.put("/api/products/{sku}")
-    async def put_product(sku: str, body: ProductIn) -> Doc:
+    async def put_product(sku: str, body: ProductIn, new: bool = False) -> Doc:
+        """Create or change a product; ``?new=true`` (the counter's "new product")
+        refuses an SKU that exists instead of changing it."""
         raw = body.model_dump()
         raw["sku"] = sku
-        saved: Doc = await call(Register.upsert_product, raw)
+        saved: Doc = await call(Register.upsert_product, raw, new)
         return saved
 
     @app.post("/api/catalog/import")
@@ -270,16 +307,26 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         return sale
 
     @app.post("/api/sales/{sale_id}/lines/{line_no}/price")
-    async def override_price(sale_id: str, line_no: int, body: PriceIn) -> Doc:
+    async def override_price(request: Request, sale_id: str, line_no: int, body: PriceIn) -> Doc:
         sale: Doc = await call(
-            Register.override_price, sale_id, line_no, body.unit_price_minor, body.reason
+            Register.override_price,
+            sale_id,
+            line_no,
+            body.unit_price_minor,
+            body.reason,
+            *_who(request),
         )
         return sale
 
     @app.post("/api/sales/{sale_id}/lines/{line_no}/discount")
-    async def discount_line(sale_id: str, line_no: int, body: DiscountIn) -> Doc:
+    async def discount_line(request: Request, sale_id: str, line_no: int, body: DiscountIn) -> Doc:
         sale: Doc = await call(
-            Register.discount_line, sale_id, line_no, body.percent_bp, body.amount_minor
+            Register.discount_line,
+            sale_id,
+            line_no,
+            body.percent_bp,
+            body.amount_minor,
+            *_who(request),
         )
         return sale
 
@@ -289,8 +336,10 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         return sale
 
     @app.post("/api/sales/{sale_id}/discount")
-    async def discount_sale(sale_id: str, body: DiscountIn) -> Doc:
-        sale: Doc = await call(Register.discount_sale, sale_id, body.percent_bp, body.amount_minor)
+    async def discount_sale(request: Request, sale_id: str, body: DiscountIn) -> Doc:
+        sale: Doc = await call(
+            Register.discount_sale, sale_id, body.percent_bp, body.amount_minor, *_who(request)
+        )
         return sale
 
     @app.post("/api/sales/{sale_id}/customer")
@@ -381,6 +430,22 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
     async def z_report(number: int | None = None) -> Doc:
         report: Doc = await call(Register.z_report, number)
         return report
+
+    @app.get("/api/settings")
+    async def get_settings() -> Doc:
+        """The settings that change at run time, their values and who changed what."""
+        found: Doc = await call(settings.overview)
+        return found
+
+    @app.put("/api/settings")
+    async def put_settings(request: Request, body: SettingsIn) -> Doc:
+        """Change runtime settings (dotted keys, e.g. ``store.receipt_header``): durable
+        and in force for the next receipt, payment or scan; an error names the field."""
+        principal = getattr(request.state, "principal", None)
+        by = getattr(principal, "username", None)
+        await call(settings.change, body.changes, "admin", by)
+        found: Doc = await call(settings.overview)
+        return found
 
     attach_all(ctx)
     return app

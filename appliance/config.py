@@ -35,6 +35,11 @@ class RegisterSection(_Section):
     id: str = Field(default="R1", pattern=REGISTER_ID_RE)
     name: str = "Register 1"
     data_dir: str = "data"
+    # When a change is fsynced before the API answers. every_change: every op (an
+    # acknowledged scan survives a power cut). completed: only what must never be lost
+    # (completion, tenders, park, shifts, payments, everything but cart edits of an open
+    # sale); a cart edit survives kill -9 at once and a power cut from the next fsync.
+    durability: Literal["every_change", "completed"] = "every_change"
 
 
 class StoreSection(_Section):
@@ -134,6 +139,21 @@ class ScannersSection(_Section):
     # each scanner is named after its profile. Empty: scans come from the sell
     # screen and the API only (the simulated default).
     profiles: list[str] = Field(default_factory=list)
+    # Keyboard layout per scanner id, over the profile's `keyboard.layout` (wedges only).
+    layouts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("layouts")
+    @classmethod
+    def _layouts(cls, layouts: dict[str, str]) -> dict[str, str]:
+        from drivers.scanners.keymaps import LAYOUTS
+
+        for scanner, layout in layouts.items():
+            if layout not in LAYOUTS:
+                raise ValueError(
+                    f"{scanner}: {layout!r} is not a keyboard layout (use one of "
+                    f"{', '.join(LAYOUTS)})"
+                )
+        return layouts
 
 
 EntryMode = Literal["chip", "contactless"]

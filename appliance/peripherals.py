@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +55,29 @@ def scanners_status(manager: ScannerManager) -> list[dict[str, Any]]:
 
 async def start_scanners(config: Config, service: RegisterService) -> ScannerManager:
     manager = ScannerManager(scan_handler(service))
+    _add_configured(manager, config)
+    return manager
+
+
+def _add_configured(manager: ScannerManager, config: Config) -> None:
     if config.scanners.profiles:
         from drivers.scanners.profiles import build_scanner, requires_aim
 
         for scanner_id, profile in scanner_profiles(config).items():
             manager.add(build_scanner(profile, scanner_id), aim=requires_aim(profile))
-    return manager
+
+
+async def redetect_scanners(manager: ScannerManager, config: Config) -> list[dict[str, Any]]:
+    """Stop every scanner and start them again from ``config``: each looks for its
+    device afresh (a scanner plugged in since, a new layout from the settings page)."""
+    await manager.stop()
+    manager.scanners.clear()
+    manager.errors.clear()
+    try:
+        _add_configured(manager, config)
+    except Exception as exc:  # a bad profile: say so on the page, keep the register up
+        manager.errors["profiles"] = str(exc)
+    return scanners_status(manager)
 
 
 def scanner_profiles(config: Config) -> dict[str, ScannerProfile]:
@@ -78,7 +96,16 @@ def scanner_profiles(config: Config) -> dict[str, ScannerProfile]:
             raise ProfileError(
                 f"{config.source}: scanners.profiles: two profiles named {path.stem!r}"
             )
-        profiles[path.stem] = load_profile(path)
+        profile = load_profile(path)
+        layout = config.scanners.layouts.get(path.stem)
+        if layout is not None and profile.interface == "evdev":
+            # The settings page's layout for this scanner wins over the profile file's.
+            sections = {
+                **profile.sections,
+                "keyboard": {**profile.section("keyboard"), "layout": layout},
+            }
+            profile = replace(profile, sections=sections)
+        profiles[path.stem] = profile
     terminal = config.payments.terminal.removeprefix("serial:")
     if config.payments.terminal.startswith("serial:"):
         for stem, profile in profiles.items():

@@ -103,6 +103,9 @@ def _line_price(state: StateStore, op: Op, p: Doc) -> None:
     doc = _sale(state, op)
     line = _line(doc, p)
     line["override"] = {"unit_price": p["unit_price"], "reason": p["reason"]}
+    for who in ("by", "approved_by"):  # who changed the price, who approved it
+        if p.get(who):
+            line["override"][who] = p[who]
     _replace_line(doc, line)
     _save_sale(state, doc, op)
 
@@ -273,6 +276,8 @@ def _payment_declined_after(state: StateStore, op: Op, p: Doc) -> None:
 
 
 def _catalog_import(state: StateStore, op: Op, p: Doc) -> None:
+    for sku in p.get("removed") or []:  # taken out of the catalog in the back office
+        state.remove_product(sku)
     for product in p["products"]:
         state.put_product(product)
 

@@ -48,7 +48,7 @@ from appliance.sale import (
     line_gross,
 )
 from appliance.storage import oplog
-from appliance.storage.db import connect, migrate, transaction
+from appliance.storage.db import connect, migrate, sync_wal, transaction
 from appliance.storage.state import StateStore
 
 Doc = dict[str, Any]
@@ -77,16 +77,51 @@ def check_text(value: Any, field: str, max_len: int = 200, required: bool = True
     return value.strip()
 
 
-def _discount(percent_bp: int | None, amount: int | None, field: str) -> Doc | None:
+def _who(by: str | None, approved_by: str | None) -> Doc:
+    """Who did a price change and who approved it, for the op and the sale document."""
+    found: Doc = {}
+    if by is not None:
+        found["by"] = check_text(by, "by", 64)
+    if approved_by is not None:
+        found["approved_by"] = check_text(approved_by, "approved_by", 64)
+    return found
+
+
+def _discount(
+    percent_bp: int | None,
+    amount: int | None,
+    field: str,
+    by: str | None = None,
+    approved_by: str | None = None,
+) -> Doc | None:
     if percent_bp is not None and amount is not None:
         raise ValidationError("give either percent_bp or amount, not both", field=field)
     if percent_bp is not None:
         check_int(percent_bp, f"{field}.percent_bp", 0, MAX_PERCENT_BP)
-        return {"kind": "percent", "value": percent_bp} if percent_bp else None
-    if amount is not None:
+        found = {"kind": "percent", "value": percent_bp} if percent_bp else None
+    elif amount is not None:
         check_int(amount, f"{field}.amount", 0, MAX_AMOUNT)
-        return {"kind": "amount", "value": amount} if amount else None
-    return None
+        found = {"kind": "amount", "value": amount} if amount else None
+    else:
+        found = None
+    return {**found, **_who(by, approved_by)} if found else None
+
+
+# Edits of an open sale's cart: with register.durability = "completed" their commits
+# skip the fsync. Nothing here takes money or ends a sale; the next commit that does
+# (tender, complete, park) fsyncs the WAL and so these frames with it.
+CART_EDIT_KINDS = frozenset(
+    {
+        "sale.open",
+        "sale.line_add",
+        "sale.line_qty",
+        "sale.line_price",
+        "sale.line_discount",
+        "sale.line_void",
+        "sale.discount",
+        "sale.customer",
+    }
+)
 
 
 class Register:
@@ -110,10 +145,14 @@ class Register:
         # Called with (code, result, None) or (code, None, error) for every scan applied
         # or refused by appliance.scan, so screens can cue "not found" and misreads.
         self.scan_listeners: list[Callable[[str, Doc | None, Exception | None], None]] = []
+        # Called with the new config when a runtime setting changed (appliance.settings).
+        self.settings_watchers: list[Callable[[Config], None]] = []
+        self.settings_loaded = False
         # Called before money is taken for a sale outside a tender op (a card payment
         # about to ask the terminal): raising an ApplianceError refuses the charge.
         self.before_charge: list[Callable[[Register, str], None]] = []
         self._group: list[Op] | None = None
+        self._unsynced = False  # a relaxed commit not fsynced yet (see make_durable)
 
     # infrastructure ---------------------------------------------------------
     def _check_identity(self) -> None:
@@ -168,10 +207,19 @@ class Register:
                 self.conn.execute("RELEASE op")
                 self._group.extend(ops)
                 return
-            with transaction(self.conn):
-                oplog.append(self.conn, self.state, ops)
-                for hook in self.in_transaction:
-                    hook(self, ops)
+            relaxed = self._relaxed(ops)
+            if relaxed:
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with transaction(self.conn):
+                    oplog.append(self.conn, self.state, ops)
+                    for hook in self.in_transaction:
+                        hook(self, ops)
+            finally:
+                if relaxed:
+                    self.conn.execute("PRAGMA synchronous = FULL")
+            # A FULL commit fsynced the whole WAL, earlier relaxed frames with it.
+            self._unsynced = relaxed
         except BaseException as exc:
             self.state.forget()  # the cache may hold documents of the rolled-back ops
             if not isinstance(exc, sqlite3.OperationalError):
@@ -179,6 +227,22 @@ class Register:
             self._raise_storage(exc)
         for listener in self.listeners:
             listener(ops)
+
+    def _relaxed(self, ops: list[Op]) -> bool:
+        """Whether these ops may skip the fsync (``register.durability = "completed"``)."""
+        return self.config.register.durability == "completed" and all(
+            op["kind"] in CART_EDIT_KINDS for op in ops
+        )
+
+    def make_durable(self) -> None:
+        """Fsync relaxed commits now: called before any op leaves the box.
+
+        An op a peer or the back office has seen must never be lost locally, or the
+        register would number new ops like ones already sent.
+        """
+        if self._unsynced:
+            sync_wal(self.db_path)
+            self._unsynced = False
 
     @contextmanager
     def group_commit(self) -> Iterator[None]:
@@ -200,6 +264,7 @@ class Register:
             raise
         finally:
             ops, self._group = self._group, None
+        self._unsynced = False  # the group's FULL commit fsynced the WAL
         for listener in self.listeners:
             listener(ops)
 
@@ -256,7 +321,12 @@ class Register:
             self.commit([self._op("catalog.import", {"products": products})])
         return len(products)
 
-    def upsert_product(self, raw: Doc) -> Doc:
+    def upsert_product(self, raw: Doc, new: bool = False) -> Doc:
+        if new and self.state.product(str(raw.get("sku"))) is not None:
+            raise Conflict(
+                f"a product with SKU {raw.get('sku')} exists already: pick another SKU",
+                field="sku",
+            )
         product, problems = validate_product(raw, self.tax_categories)
         if product is None:
             column, problem = problems[0]
@@ -443,7 +513,17 @@ class Register:
         payload = {"line_id": line["id"], "no": line_no, "qty": qty}
         return self._apply(doc, [self._op("sale.line_qty", payload, sale_id)])
 
-    def override_price(self, sale_id: str, line_no: int, unit_price: int, reason: str) -> SaleDoc:
+    def override_price(
+        self,
+        sale_id: str,
+        line_no: int,
+        unit_price: int,
+        reason: str,
+        by: str | None = None,
+        approved_by: str | None = None,
+    ) -> SaleDoc:
+        """``by``: the user who did it; ``approved_by``: the supervisor whose approval
+        let a cashier do it (both recorded in the op and on the line)."""
         doc = self._editable(sale_id)
         line = self._get_line(doc, line_no)
         check_int(unit_price, "unit_price", 0, MAX_AMOUNT)
@@ -455,6 +535,7 @@ class Register:
             "no": line_no,
             "unit_price": unit_price,
             "reason": reason_text,
+            **_who(by, approved_by),
         }
         return self._apply(doc, [self._op("sale.line_price", payload, sale_id)])
 
@@ -464,10 +545,12 @@ class Register:
         line_no: int,
         percent_bp: int | None = None,
         amount: int | None = None,
+        by: str | None = None,
+        approved_by: str | None = None,
     ) -> SaleDoc:
         doc = self._editable(sale_id)
         line = self._get_line(doc, line_no)
-        discount = _discount(percent_bp, amount, "discount")
+        discount = _discount(percent_bp, amount, "discount", by, approved_by)
         if discount and discount["kind"] == "amount":
             gross = compute_totals({**doc, "lines": [line], "discount": None})["subtotal"]
             if discount["value"] > gross:
@@ -485,10 +568,15 @@ class Register:
         return self._apply(doc, [self._op("sale.line_void", payload, sale_id)])
 
     def discount_sale(
-        self, sale_id: str, percent_bp: int | None = None, amount: int | None = None
+        self,
+        sale_id: str,
+        percent_bp: int | None = None,
+        amount: int | None = None,
+        by: str | None = None,
+        approved_by: str | None = None,
     ) -> SaleDoc:
         doc = self._editable(sale_id)
-        discount = _discount(percent_bp, amount, "discount")
+        discount = _discount(percent_bp, amount, "discount", by, approved_by)
         if discount and discount["kind"] == "amount":
             subtotal = doc["totals"]["subtotal"]
             if discount["value"] > subtotal:

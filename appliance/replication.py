@@ -55,6 +55,7 @@ def _check(op: Any, index: int) -> Op:
 
 def ops_since(register: Register, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
     """This register's log from local position ``after_seq`` (for pushing to peers)."""
+    register.make_durable()
     rows = register.conn.execute(
         f"SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
         (after_seq, limit),
@@ -66,6 +67,7 @@ def numbered_ops(
     register: Register, where: str, params: tuple[Any, ...], order: str, limit: int
 ) -> list[dict[str, Any]]:
     """Ops with ``origin_seq``, their number on the register that made them (LAN sync)."""
+    register.make_durable()
     rows = register.conn.execute(
         f"SELECT {OP_COLUMNS}, origin_seq FROM ops WHERE {where} ORDER BY {order} LIMIT ?",
         (*params, limit),
@@ -96,6 +98,8 @@ def apply_remote(register: Register, ops: Iterable[Any]) -> int:
                 insert_op(conn, op)
                 new += 1
                 register.hlc.observe(op["hlc"])
+                if _superseded_customer(conn, op):
+                    continue  # last writer wins by HLC, as a replay in HLC order does
                 sale_id = op["sale_id"]
                 # Fast path only when the op sorts after every op of its sale already
                 # in the log: then folding it on top equals refolding all of them.
@@ -119,6 +123,18 @@ def apply_remote(register: Register, ops: Iterable[Any]) -> int:
         state.forget()
         raise
     return new
+
+
+def _superseded_customer(conn: Any, op: Op) -> bool:
+    """A customer version older than one already here (e.g. the back office's edit)."""
+    if op["kind"] != "customer.upsert":
+        return False
+    newer = conn.execute(
+        "SELECT 1 FROM ops WHERE kind = 'customer.upsert' AND hlc > ?"
+        " AND json_extract(payload, '$.customer.id') = ? LIMIT 1",
+        (op["hlc"], op["payload"]["customer"]["id"]),
+    ).fetchone()
+    return newer is not None
 
 
 def _refold_sale(register: Register, sale_id: str) -> None:

@@ -1,9 +1,8 @@
 """A control channel for a virtual device: one JSON object per line in, one answer out.
 
 Tests and people switch a running virtual device's state through it (the virtual
-printer's faults; the same shape as the ZVT simulator's channel, which could serve
-itself from here too). A line that is not a JSON object gets ``{"ok": false,
-"error": …}`` and the channel stays open.
+printer's faults, the ZVT simulator's outcomes). A line that is not a JSON object
+gets ``{"ok": false, "error": …}`` and the channel stays open.
 """
 
 from __future__ import annotations

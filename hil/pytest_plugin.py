@@ -3,8 +3,9 @@
 Enabled for this project in tests/conftest.py (``pytest_plugins``); any project can
 load it with ``-p hil.pytest_plugin``. Files named ``*.scenario.toml`` under the
 rootdir's ``hil/scenarios`` are collected; ``--hil-tier`` picks the tiers
-(default: inprocess and virtual). A scenario that declares it is not meant for a
-tier is not collected for it.
+(default: inprocess and virtual; ``--hil-tier qemu`` boots a VM per scenario — the
+QEMU stage's own test runs the key scenarios on its session VM instead). A scenario
+that declares it is not meant for a tier is not collected for it.
 """
 
 from __future__ import annotations

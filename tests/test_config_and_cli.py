@@ -40,7 +40,10 @@ def test_config_file_and_rates(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[register]\nidd = 1\n", "register.idd: unknown key (allowed here: id, name, data_dir)"),
+        (
+            "[register]\nidd = 1\n",
+            "register.idd: unknown key (allowed here: id, name, data_dir, durability)",
+        ),
         ("[taxes]\n", "taxes: unknown key"),
         ('[tax]\nmode = "vat"\n', "tax.mode: Input should be 'inclusive' or 'exclusive'"),
         ("[http]\nport = 70000\n", "http.port: Input should be less than or equal to 65535"),

@@ -19,6 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -370,3 +371,34 @@ def test_power_cut_mid_sale_loses_nothing_completed(
     check = guest(run, stage, as_register_user([f"{VENV}/appliance", "db", "check", "--config",
                                                 CONFIG]), timeout=120)  # fmt: skip
     assert check.rc == 0 and "OK" in check.stdout, check.stdout + check.stderr
+
+
+def test_key_scenarios_on_the_qemu_tier(
+    run: Runner, stage: Stage, say: Callable[[str], None], tmp_path: Any
+) -> None:
+    """The rig's scenario runner on this booted stage (no second stage): a card sale
+    (approved after PIN, then a decline) and a cash sale with its receipt. The power cut
+    scenario passes here too but costs one more boot (~85 s under TCG) and the power cut
+    is already checked above: `hil run --tier qemu hil/scenarios/power-cut-mid-sale…`."""
+    from hil.scenario.format import load_scenario
+    from hil.scenario.qemu_tier import QemuTier
+    from hil.scenario.report import write_report
+    from hil.scenario.runner import run_scenario
+
+    scenarios = Path(__file__).resolve().parent.parent / "hil" / "scenarios"
+    QemuTier.attach(stage)
+    results = []
+    try:
+        for name in ("card-sale", "cash-sale"):
+            scenario = load_scenario(scenarios / f"{name}.scenario.toml")
+            result = run(run_scenario(scenario, "qemu"), timeout=400)
+            results.append(result)
+            say(f"qemu stage: scenario {name} {'passed' if result.ok else 'FAILED'} "
+                f"in {result.seconds:.1f} s")  # fmt: skip
+            assert result.ok, [(s.title, s.error) for s in result.steps] + [result.error]
+    finally:
+        QemuTier.attach(None)
+        write_report(results, tmp_path / "qemu-scenarios.html")
+    receipts = results[1].receipts  # the cash sale waited for its receipt
+    assert receipts and all(r.png for r in receipts)  # each drawn as a picture for the report
+    assert any("7.65" in r.text for r in receipts)

@@ -62,12 +62,18 @@ class Shop:
         return resp.json()
 
     def shot(self, page: Any, name: str) -> None:
-        path = self.shots / f"{name}.png"
-        page.screenshot(path=str(path))
-        target = os.environ.get("APPLIANCE_SCREENSHOTS")
-        if target:
-            Path(ROOT / target).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, ROOT / target / path.name)
+        shot(page, self.shots, name)
+
+
+def shot(page: Any, folder: Path, name: str) -> None:
+    """A screenshot into ``folder``, and into docs/screenshots when asked
+    (APPLIANCE_SCREENSHOTS, as docs/make_screenshots.py does)."""
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    target = os.environ.get("APPLIANCE_SCREENSHOTS")
+    if target:
+        Path(ROOT / target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, ROOT / target / path.name)
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +324,198 @@ def test_catalog_import_shows_every_bad_row(shop: Shop, browser: Any, tmp_path: 
     page.context.close()
 
 
+def printed(shop: Shop, text: str) -> list[str]:
+    """The virtual printer's finished jobs (data/printer/*.txt) that contain ``text``."""
+    jobs = sorted((shop.proc.data_dir / "printer").glob("*.txt"))
+    return [p.name for p in jobs if text in p.read_text(encoding="utf-8")]
+
+
+def test_settings_change_the_next_receipt_without_restart(shop: Shop, browser: Any) -> None:
+    """The manager changes the receipt header in /admin; the next receipt the virtual
+    printer prints carries it. A bad value is refused naming the field."""
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+    page.goto(shop.proc.url + "/admin/settings")
+    page.fill("#s-max-age", "0")
+    page.get_by_role("button", name="Save settings").click()
+    page.locator("#action-result", has_text="payments.offline.max_age_hours").wait_for()
+    page.fill("#s-max-age", "12")
+    page.fill("#s-header", "Corner Shop Ltd\nMarket Street 5")
+    page.fill("#s-footer", "Thanks, see you soon")
+    page.get_by_role("button", name="Save settings").click()
+    page.locator("#action-result", has_text="Settings saved").wait_for()
+    page.reload()
+    assert page.locator("#s-header").input_value() == "Corner Shop Ltd\nMarket Street 5"
+    page.locator("#settings-changed", has_text="store.receipt_header").wait_for()
+    assert "mia" in page.locator("#settings-changed").inner_text()
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shop.shot(page, "admin-settings")
+    assert printed(shop, "Corner Shop Ltd") == []
+    api = shop.api
+    sale = shop.ok(api.post("/api/sales", json={}))
+    shop.ok(api.post(f"/api/sales/{sale['id']}/lines", json={"code": "BAG"}))
+    due = shop.ok(api.get(f"/api/sales/{sale['id']}"))["totals"]["total"]
+    shop.ok(
+        api.post(f"/api/sales/{sale['id']}/tenders", json={"kind": "cash", "amount_minor": due})
+    )
+    wait_until(lambda: printed(shop, "Corner Shop Ltd"), 20, "no receipt with the new header")
+    job = printed(shop, "Corner Shop Ltd")
+    assert len(job) == 1
+    text = (shop.proc.data_dir / "printer" / job[0]).read_text(encoding="utf-8")
+    assert "Market Street 5" in text and "Thanks, see you soon" in text
+    page.context.close()
+
+
+def test_no_receipt_prints_nothing_and_print_is_once_per_request(shop: Shop, browser: Any) -> None:
+    """ "No receipt" at the counter queues nothing; asking for the receipt afterwards
+    prints it once however often asked; "Print a copy" adds exactly one COPY."""
+    api = shop.api
+    for left in shop.ok(api.get("/api/sales", params={"status": "open"})):
+        shop.ok(api.post(f"/api/sales/{left['id']}/void", json={"reason": "test"}))
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Carla", "2468")
+    page.fill("#scan", "4001686301265")
+    page.keyboard.press("Enter")
+    page.locator("button.line", has_text="Whole milk 1 l").wait_for()
+    page.locator("#cart-total", has_text="1.29").wait_for()
+    page.keyboard.press("F2")
+    page.locator("#no-receipt").check()
+    page.locator("#quick-cash button").first.click()
+    receipt = page.locator("#receipt-dialog")
+    receipt.locator("#receipt-none").wait_for()
+    sale_id = receipt.locator("#receipt-doc").get_attribute("data-sale-id")
+    done = shop.ok(api.get(f"/api/sales/{sale_id}"))
+    assert done["status"] == "completed"
+    jobs = lambda: [j for j in shop.ok(api.get("/api/printer/jobs")) if j["sale_id"] == sale_id]  # noqa: E731
+    assert [(j["kind"], j["status"]) for j in jobs()] == [("receipt", "skipped")]
+    # A copy of another receipt goes through the queue meanwhile: the worker runs, and
+    # still nothing of this sale is printed.
+    shop.ok(api.post("/api/printer/reports/x"))
+    wait_until(
+        lambda: all(
+            j["status"] in ("done", "skipped") for j in shop.ok(api.get("/api/printer/jobs"))
+        ),
+        20,
+        "the X report was not printed",
+    )
+    assert printed(shop, done["receipt_no"]) == []
+    # The customer wants it after all: one press (the button locks), one repeat request.
+    receipt.get_by_role("button", name="Print receipt").click()
+    receipt.locator("#receipt-printing").wait_for()
+    shop.ok(api.put(f"/api/printer/receipts/{sale_id}", json={"print": True}))
+    wait_until(lambda: printed(shop, done["receipt_no"]), 20, "the receipt was not printed")
+    assert [(j["kind"], j["status"]) for j in jobs()] == [("receipt", "done")]
+    # Too late for "no receipt" once it is printed: refused, nothing changes.
+    late = api.put(f"/api/printer/receipts/{sale_id}", json={"print": False})
+    assert late.status_code == 409
+    receipt.get_by_role("button", name="Print a copy").click()
+    receipt.wait_for(state="hidden")
+    wait_until(lambda: len(printed(shop, done["receipt_no"])) == 2, 20, "no copy printed")
+    assert len(printed(shop, "COPY")) >= 1
+    # A copy asked for twice with one request id (a retry after a lost answer): one copy.
+    first = shop.ok(api.post("/api/printer/reprint-last", json={"request_id": "press-0001"}))
+    again = shop.ok(api.post("/api/printer/reprint-last", json={"request_id": "press-0001"}))
+    assert first["id"] == again["id"]
+    wait_until(lambda: len(printed(shop, done["receipt_no"])) == 3, 20, "no second copy")
+    page.wait_for_timeout(500)
+    assert len(printed(shop, done["receipt_no"])) == 3
+    page.context.close()
+
+
+def test_supervisor_approval_is_recorded_with_the_price_change(shop: Shop, browser: Any) -> None:
+    """A cashier's price override approved by a supervisor: the op names both, and the
+    sale's page in /admin shows who approved it."""
+    import json
+    import sqlite3
+
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Carla", "2468")
+    page.fill("#scan", "BAG")
+    page.keyboard.press("Enter")
+    page.locator("button.line", has_text="Shopping bag").click()
+    page.fill("#line-price", "0.10")
+    page.fill("#line-reason", "damaged")
+    page.locator("#line-price-ok").click()
+    page.locator("#approve-dialog").get_by_text("needs 'discount'").wait_for()
+    page.fill("#approve-user", "sam")
+    page.fill("#approve-secret", "1357")
+    page.locator("#approve-ok").click()
+    page.locator("#cart-total", has_text="0.10").wait_for()
+    sale_id = page.locator("#cart-doc").get_attribute("data-sale-id")
+    with sqlite3.connect(shop.proc.data_dir / "register.db") as db:
+        rows = db.execute(
+            "SELECT payload FROM ops WHERE kind = 'sale.line_price' AND sale_id = ?", (sale_id,)
+        ).fetchall()
+    payload = json.loads(rows[-1][0])
+    assert (payload["by"], payload["approved_by"], payload["reason"]) == ("carla", "sam", "damaged")
+    page.context.close()
+    admin = new_page(browser)
+    log_in(admin, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+    admin.goto(f"{shop.proc.url}/admin/sales/{sale_id}")
+    note = admin.locator(".price-note").first
+    assert "by carla, approved by sam" in note.inner_text()
+    admin.context.close()
+    shop.ok(shop.api.post(f"/api/sales/{sale_id}/void", json={"reason": "test over"}))
+
+
+def test_new_customer_and_new_product_at_the_counter(shop: Shop, browser: Any) -> None:
+    """A cashier creates a customer (allowed) and a product (needs 'catalog': a
+    manager approves) without leaving the sale; an SKU that exists is refused."""
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Carla", "2468")
+    page.get_by_role("button", name="Customer", exact=True).click()
+    page.locator("#new-customer summary").click()
+    page.fill("#nc-code", "5150")
+    page.fill("#nc-name", "Jana Novak")
+    page.locator("#nc-ok").click()
+    page.get_by_text("Customer: Jana Novak").wait_for()
+    assert shop.ok(shop.api.get("/api/customers/5150"))["name"] == "Jana Novak"
+
+    page.get_by_role("button", name="New product").click()
+    page.fill("#np-sku", "BAG")
+    page.fill("#np-name", "Another bag")
+    page.fill("#np-price", "0.30")
+    page.locator("#np-ok").click()
+    page.locator("#approve-dialog").get_by_text("needs 'catalog'").wait_for()
+    page.fill("#approve-user", "mia")
+    page.fill("#approve-secret", "counter-top-42")
+    page.locator("#approve-ok").click()
+    page.locator("#product-dialog").get_by_text("exists already").wait_for()
+    page.fill("#np-sku", "JAM-1")
+    page.fill("#np-name", "Apricot jam 340 g")
+    page.fill("#np-price", "3.49")
+    page.fill("#np-barcode", "4000000000006")
+    shop.shot(page, "sell-new-product")
+    page.locator("#np-ok").click()  # the approval still holds (web.approval_seconds)
+    page.locator("button.line", has_text="Apricot jam 340 g").wait_for()
+    product = shop.ok(shop.api.get("/api/products/JAM-1"))
+    assert (product["price"], product["barcodes"]) == (349, ["4000000000006"])
+    assert shop.ok(shop.api.get("/api/products/BAG"))["name"] == "Shopping bag"
+    sale_id = page.locator("#cart-doc").get_attribute("data-sale-id")
+    shop.ok(shop.api.post(f"/api/sales/{sale_id}/void", json={"reason": "test over"}))
+    page.context.close()
+
+
+def test_peripherals_redetect_shows_what_it_found(shop: Shop, browser: Any) -> None:
+    """Re-detect reopens the printer's link and the terminal's, restarts the scanners,
+    and the page shows the outcome; the printer still prints afterwards."""
+    page = new_page(browser)
+    log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
+    page.goto(shop.proc.url + "/admin/peripherals")
+    assert page.locator("#redetect-result").count() == 0
+    page.get_by_role("button", name="Re-detect devices").click()
+    result = page.locator("#redetect-result")
+    result.wait_for(timeout=20_000)
+    text = result.inner_text()
+    assert "scanners none configured" in text
+    assert "ready" in text and "terminal connected (answered)" in text, text
+    shop.shot(page, "admin-peripherals")
+    before = len(printed(shop, "X REPORT"))
+    shop.ok(shop.api.post("/api/printer/reports/x"))
+    wait_until(lambda: len(printed(shop, "X REPORT")) == before + 1, 20, "no print after re-detect")
+    page.context.close()
+
+
 def test_manager_runs_the_shift_and_adds_a_cashier(shop: Shop, browser: Any) -> None:
     page = new_page(browser)
     log_in(page, shop.proc.url, "Mia Manager", "counter-top-42", kind="password")
@@ -422,6 +620,43 @@ def test_park_on_one_register_and_resume_on_another(browser: Any, tmp_path: Path
         row = admin.locator("#lan-registers tr", has_text="R2")
         row.wait_for()
         assert "Till 2" in row.inner_text()
+        # A tab parked at Till 2, then Till 2 goes away: Till 1's lists say so and mark
+        # the tab as held by an unreachable register.
+        at_two.get_by_role("button", name="Done").click()
+        at_two.fill("#scan", "BAG")
+        at_two.keyboard.press("Enter")
+        at_two.locator("button.line", has_text="Shopping bag").wait_for()
+        at_two.get_by_role("button", name="Park", exact=True).click()
+        at_two.fill("#park-name", "Table 11")
+        at_two.locator("#park-ok").click()
+        at_two.locator("li.empty").wait_for()
+        wait_until(
+            lambda: any(
+                s["name"] == "Table 11"
+                for s in first.get("/api/sales", params={"status": "parked"}).json()
+            ),
+            20,
+            "tab not synced to Till 1",
+        )
+        regs[1].stop()
+        wait_until(
+            lambda: any(
+                r["register_id"] == "R2" and r["status"] == "disconnected"
+                for r in first.get("/api/lan/registers").json()["registers"]
+            ),
+            20,
+            "Till 1 did not notice Till 2 going away",
+        )
+        admin.goto(regs[0].url + "/admin/sales")
+        admin.locator('[data-unreachable="R2"]').wait_for()
+        away = admin.locator("#saved-sales tr", has_text="Table 11")
+        assert "unreachable" in away.inner_text()
+        at_one.get_by_role("button", name="Parked sales").click()
+        at_one.locator('#parked-list [data-unreachable="R2"]').wait_for()
+        tab = at_one.locator("#parked-list button", has_text="Table 11")
+        assert "unreachable" in tab.inner_text()
+        shot(admin, tmp_path, "admin-saved-sales")
+        shot(at_one, tmp_path, "sell-parked-unreachable")
         first.close()
         second.close()
     finally:

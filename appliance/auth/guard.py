@@ -208,15 +208,20 @@ class AuthGuard:
                     "admin_local_only",
                     "the admin panel answers on this register only (web.admin_from_lan is off)",
                 )
-        if need not in principal.permissions and not (
-            principal.session is not None
-            and SessionStore.has_grant(principal.session, need, time.time())
-        ):
-            return refusal(
-                403,
-                "permission",
-                f"{principal.name} ({principal.role}) may not do this: it needs '{need}'",
-                permission=need,
-            )
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        if need not in principal.permissions:
+            if not (
+                principal.session is not None
+                and SessionStore.has_grant(principal.session, need, time.time())
+            ):
+                return refusal(
+                    403,
+                    "permission",
+                    f"{principal.name} ({principal.role}) may not do this: it needs '{need}'",
+                    permission=need,
+                )
+            # Allowed by a supervisor's approval: the routes record who approved.
+            assert principal.session is not None
+            state["approved_by"] = principal.session.approvers.get(need)
+        state["principal"] = principal
         return None

@@ -68,6 +68,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/printer/status/refresh"): "sell",
     ("POST", "/api/printer/jobs/{job_id}/retry"): "sell",
     ("POST", "/api/printer/reprint-last"): "sell",
+    ("PUT", "/api/printer/receipts/{sale_id}"): "sell",  # "no receipt", or the receipt after all
     ("POST", "/api/printer/drawer"): "shift",  # a "no sale" drawer opening
     ("POST", "/api/printer/reports/x"): "shift",
     ("POST", "/api/printer/reports/z"): "shift",

@@ -211,6 +211,7 @@ async def approve(request: Request, body: ApproveIn) -> Doc:
         )
     seconds = _auth(request).config.web.approval_seconds
     principal.session.grants[body.permission] = time.time() + seconds
+    principal.session.approvers[body.permission] = user["username"]
     return {"approved": body.permission, "by": user["username"], "seconds": seconds}
 
 

@@ -30,6 +30,7 @@ class Session:
     created: float
     last_seen: float
     grants: dict[str, float] = field(default_factory=dict)
+    approvers: dict[str, str] = field(default_factory=dict)  # permission -> who approved
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ list of saved-sale ops that every other register of the store pulls.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,9 +18,12 @@ from appliance.backoffice.auth import now_iso
 from appliance.backoffice.fold import fold_sale
 from appliance.backoffice.opcheck import OpRejected, check_ops
 from appliance.backoffice.storage import Tx
+from appliance.errors import NotFound
+from appliance.hlc import Timestamp
 from appliance.storage.state import barcode_key
 
 Doc = dict[str, Any]
+BO_NODE = "bo"  # the node of back-office edits (the register's bundles.BO_NODE)
 OP_COLUMNS = "op_id, register_id, hlc, sale_id, kind, payload"
 INSERT_CHUNK = 100
 
@@ -366,14 +370,35 @@ def _shift(tx: Tx, store_id: str, op: Doc) -> None:
 
 
 def _customer(tx: Tx, store_id: str, op: Doc) -> None:
-    c = op["payload"]["customer"]
+    put_customer(tx, store_id, op["payload"]["customer"], op["register_id"], op["hlc"])
+
+
+def put_customer(tx: Tx, store_id: str, c: Doc, origin: str, hlc: str) -> None:
+    """Last writer wins by HLC: a version older than the stored one changes nothing.
+
+    A change takes a new store version, so the ``customers`` bundle brings it to
+    every register of the store (a back-office edit, or one register's customer to
+    the registers that do not relay saved sales).
+    """
+    version = bump_version(tx, store_id)
     tx.execute(
-        "INSERT INTO customers (store_id, customer_id, code, name, email, origin, updated_hlc)"
-        " VALUES (?,?,?,?,?,?,?) ON CONFLICT (store_id, customer_id) DO UPDATE SET"
+        "INSERT INTO customers (store_id, customer_id, code, name, email, origin, updated_hlc,"
+        " version) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (store_id, customer_id) DO UPDATE SET"
         " code = excluded.code, name = excluded.name, email = excluded.email,"
-        " updated_hlc = excluded.updated_hlc WHERE customers.updated_hlc < excluded.updated_hlc",
-        (store_id, c["id"], c["code"], c["name"], c.get("email"), op["register_id"], op["hlc"]),
+        " updated_hlc = excluded.updated_hlc, version = excluded.version"
+        " WHERE customers.updated_hlc < excluded.updated_hlc",
+        (store_id, c["id"], c["code"], c["name"], c.get("email"), origin, hlc, version),
     )
+
+
+def backoffice_hlc(previous: str | None) -> str:
+    """The HLC of an edit made in the back office: now, and after the version it edits."""
+    wall, counter = int(time.time() * 1000), 0
+    if previous:
+        last = Timestamp.parse(previous)
+        if (last.wall_ms, last.counter) >= (wall, counter):
+            wall, counter = last.wall_ms, last.counter + 1
+    return str(Timestamp(wall, counter, BO_NODE))
 
 
 def _products(tx: Tx, store_id: str, op: Doc) -> None:
@@ -386,17 +411,22 @@ def put_product(tx: Tx, store_id: str, product: Doc, origin: str) -> bool:
     """Insert or change one catalog product; False when it was already exactly so."""
     codes = [str(c) for c in product.get("barcodes") or []]
     row = tx.one(
-        "SELECT name, price, tax_category, sold_by, barcodes FROM products"
+        "SELECT name, price, tax_category, sold_by, barcodes, removed_at FROM products"
         " WHERE store_id = ? AND sku = ?",
         (store_id, product["sku"]),
     )
-    same = row is not None and (
-        row["name"],
-        int(row["price"]),
-        row["tax_category"],
-        row["sold_by"],
-        json.loads(row["barcodes"]),
-    ) == (product["name"], product["price"], product["tax_category"], product["sold_by"], codes)
+    same = (
+        row is not None
+        and row["removed_at"] is None
+        and (
+            row["name"],
+            int(row["price"]),
+            row["tax_category"],
+            row["sold_by"],
+            json.loads(row["barcodes"]),
+        )
+        == (product["name"], product["price"], product["tax_category"], product["sold_by"], codes)
+    )
     if same:
         return False
     version = bump_version(tx, store_id)
@@ -407,7 +437,7 @@ def put_product(tx: Tx, store_id: str, product: Doc, origin: str) -> bool:
         " price = excluded.price, tax_category = excluded.tax_category,"
         " sold_by = excluded.sold_by, barcodes = excluded.barcodes,"
         " version = excluded.version, origin = excluded.origin,"
-        " updated_at = excluded.updated_at",
+        " updated_at = excluded.updated_at, removed_at = NULL",
         (
             store_id,
             product["sku"],
@@ -431,6 +461,28 @@ def put_product(tx: Tx, store_id: str, product: Doc, origin: str) -> bool:
             (store_id, barcode_key(code), product["sku"]),
         )
     return True
+
+
+def remove_product(tx: Tx, store_id: str, sku: str) -> int:
+    """Take a product out of the store's catalog; returns the version that says so.
+
+    The row stays as a tombstone (``removed_at``, a new version) so the catalog
+    bundle tells registers to drop it; sales that sold it keep their lines.
+    """
+    row = tx.one(
+        "SELECT sku FROM products WHERE store_id = ? AND sku = ? AND removed_at IS NULL",
+        (store_id, sku),
+    )
+    if row is None:
+        raise NotFound(f"no product {sku!r} in store {store_id!r}", field="sku")
+    version = bump_version(tx, store_id)
+    tx.execute(
+        "UPDATE products SET removed_at = ?, version = ?, barcodes = '[]', updated_at = ?"
+        " WHERE store_id = ? AND sku = ?",
+        (now_iso(), version, now_iso(), store_id, sku),
+    )
+    tx.execute("DELETE FROM product_barcodes WHERE store_id = ? AND sku = ?", (store_id, sku))
+    return version
 
 
 # pulling ---------------------------------------------------------------------
@@ -480,19 +532,24 @@ def bundles_after(tx: Tx, store_id: str, known: dict[str, int]) -> tuple[list[Do
                     "payload": json.loads(row["payload"]),
                 }
             )
+    since = int(known.get("catalog", 0))
     products = tx.all(
-        "SELECT sku, name, price, tax_category, sold_by, barcodes, version FROM products"
-        " WHERE store_id = ? AND version > ? ORDER BY version LIMIT ?",
-        (store_id, int(known.get("catalog", 0)), CATALOG_PAGE + 1),
+        "SELECT sku, name, price, tax_category, sold_by, barcodes, version, removed_at"
+        " FROM products WHERE store_id = ? AND version > ?"
+        # A register starting from nothing needs no tombstones.
+        " AND (removed_at IS NULL OR ? > 0) ORDER BY version LIMIT ?",
+        (store_id, since, since, CATALOG_PAGE + 1),
     )
     more = len(products) > CATALOG_PAGE
     products = products[:CATALOG_PAGE]
     if products:
+        removed = [p["sku"] for p in products if p["removed_at"] is not None]
         out.append(
             {
                 "kind": "catalog",
                 "version": int(products[-1]["version"]),
                 "payload": {
+                    **({"removed": removed} if removed else {}),
                     "products": [
                         {
                             "sku": p["sku"],
@@ -503,11 +560,38 @@ def bundles_after(tx: Tx, store_id: str, known: dict[str, int]) -> tuple[list[Do
                             "barcodes": json.loads(p["barcodes"]),
                         }
                         for p in products
-                    ]
+                        if p["removed_at"] is None
+                    ],
                 },
             }
         )
-    return out, more
+    customers, more_customers = _customers_after(tx, store_id, int(known.get("customers", 0)))
+    out += customers
+    return out, more or more_customers
+
+
+def _customers_after(tx: Tx, store_id: str, since: int) -> tuple[list[Doc], bool]:
+    """The ``customers`` bundle: customers changed since, each with the HLC of its version."""
+    rows = tx.all(
+        "SELECT customer_id, code, name, email, updated_hlc, version FROM customers"
+        " WHERE store_id = ? AND version > ? ORDER BY version LIMIT ?",
+        (store_id, since, CATALOG_PAGE + 1),
+    )
+    if not rows:
+        return [], False
+    page = rows[:CATALOG_PAGE]
+    customers = [
+        {
+            "id": r["customer_id"],
+            "code": r["code"],
+            "name": r["name"],
+            "email": r["email"],
+            "hlc": r["updated_hlc"],
+        }
+        for r in page
+    ]
+    bundle = {"kind": "customers", "version": int(page[-1]["version"])}
+    return [{**bundle, "payload": {"customers": customers}}], len(rows) > CATALOG_PAGE
 
 
 def own_ops(tx: Tx, store_id: str, register_id: str, after: int, limit: int) -> list[Doc]:

@@ -8,6 +8,7 @@ unpair or sync registers.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -19,7 +20,7 @@ from appliance.backoffice.app import BO, Credentials, UserAuth, _token
 from appliance.backoffice.opcheck import product_problem
 from appliance.backoffice.registers import Unauthorized
 from appliance.config import StoreSection, TaxSection
-from appliance.errors import NotFound, ValidationError
+from appliance.errors import Conflict, NotFound, ValidationError
 from appliance.money import MAX_AMOUNT
 
 router = APIRouter(prefix="/api/v1")
@@ -83,6 +84,12 @@ class OrderIn(_Body):
     name: StrictStr | None = Field(default=None, max_length=64)
     customer_code: StrictStr | None = Field(default=None, max_length=64)
     lines: list[OrderLineIn] = Field(min_length=1, max_length=200)
+
+
+class CustomerIn(_Body):
+    code: StrictStr = Field(min_length=1, max_length=64)
+    name: StrictStr = Field(min_length=1, max_length=200)
+    email: StrictStr | None = Field(default=None, max_length=200)
 
 
 class WebshopKeyIn(_Body):
@@ -199,7 +206,8 @@ def list_products(
         registers.require_store(tx, store_id)
         rows = tx.all(
             "SELECT sku, name, price, tax_category, sold_by, barcodes, version, origin, on_hand,"
-            " updated_at FROM products WHERE store_id = ? ORDER BY sku LIMIT ?",
+            " updated_at FROM products WHERE store_id = ? AND removed_at IS NULL"
+            " ORDER BY sku LIMIT ?",
             (store_id, limit),
         )
     return [{**r, "barcodes": json.loads(r["barcodes"])} for r in rows]
@@ -242,13 +250,29 @@ def put_stock(bo: BO, user: UserAuth, store_id: str, sku: str, body: StockIn) ->
     """Set the counted stock; completed sales from registers count it down."""
     users.require(user, "catalog", store_id)
     with bo.write() as tx:
-        if not tx.one("SELECT sku FROM products WHERE store_id = ? AND sku = ?", (store_id, sku)):
+        if not tx.one(
+            "SELECT sku FROM products WHERE store_id = ? AND sku = ? AND removed_at IS NULL",
+            (store_id, sku),
+        ):
             raise NotFound(f"no product {sku!r} in store {store_id!r}", field="sku")
         tx.execute(
             "UPDATE products SET on_hand = ?, updated_at = ? WHERE store_id = ? AND sku = ?",
             (body.on_hand, auth.now_iso(), store_id, sku),
         )
     return {"sku": sku, "on_hand": body.on_hand}
+
+
+@router.delete("/stores/{store_id}/products/{sku}", tags=["catalog"])
+def remove_product(bo: BO, user: UserAuth, store_id: str, sku: str) -> Doc:
+    """Take a product out of the catalog; registers refuse its codes after their next pull
+    (sales that already sold it, and saved sales holding it, keep their lines)."""
+    users.require(user, "catalog", store_id)
+    with bo.write() as tx:
+        registers.require_store(tx, store_id)
+        tx.lock_store(store_id)
+        version = ingest.remove_product(tx, store_id, sku)
+    bo.notifier.notify(store_id)
+    return {"removed": sku, "version": version}
 
 
 def check_bundle(kind: str, payload: Doc) -> Doc:
@@ -291,11 +315,11 @@ def list_bundles(bo: BO, user: UserAuth, store_id: str) -> list[Doc]:
 @router.put("/stores/{store_id}/bundles/{kind}", tags=["settings"])
 def put_bundle(bo: BO, user: UserAuth, store_id: str, kind: str, payload: Doc) -> Doc:
     """Push a settings bundle (taxes, settings, users, …) to the store's registers."""
-    import re
-
-    if not re.fullmatch(BUNDLE_KIND, kind) or kind == "catalog":
+    if not re.fullmatch(BUNDLE_KIND, kind) or kind in ("catalog", "customers"):
         raise ValidationError(
-            "must be 1-32 of a-z 0-9 _ (the catalog is pushed through /products)", field="kind"
+            "must be 1-32 of a-z 0-9 _ (the catalog and customers are pushed through"
+            " /products and /customers)",
+            field="kind",
         )
     users.require(user, "users" if kind == "users" else "settings", store_id)
     payload = check_bundle(kind, payload)
@@ -376,6 +400,41 @@ def list_customers(bo: BO, user: UserAuth, store_id: str) -> list[Doc]:
             " ORDER BY code",
             (store_id,),
         )
+
+
+@router.put("/stores/{store_id}/customers/{customer_id}", tags=["reports"])
+def put_customer(bo: BO, user: UserAuth, store_id: str, customer_id: str, body: CustomerIn) -> Doc:
+    """Add or change a customer; every register of the store gets it with its next pull.
+
+    The edit takes an HLC after the version it replaces (last writer wins by HLC on
+    the back office and on the registers), so a register's later edit still wins.
+    """
+    users.require(user, "settings", store_id)
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", customer_id):
+        raise ValidationError("must be 1-64 of A-Z a-z 0-9 _ . : -", field="customer_id")
+    with bo.write() as tx:
+        registers.require_store(tx, store_id)
+        tx.lock_store(store_id)
+        other = tx.one(
+            "SELECT customer_id, name FROM customers"
+            " WHERE store_id = ? AND code = ? AND customer_id != ?",
+            (store_id, body.code, customer_id),
+        )
+        if other:
+            raise Conflict(
+                f"customer code {body.code!r} already belongs to {other['name']!r} "
+                f"(customer {other['customer_id']})",
+                field="code",
+            )
+        previous = tx.scalar(
+            "SELECT updated_hlc FROM customers WHERE store_id = ? AND customer_id = ?",
+            (store_id, customer_id),
+        )
+        hlc = ingest.backoffice_hlc(previous)
+        customer = {"id": customer_id, **body.model_dump()}
+        ingest.put_customer(tx, store_id, customer, f"user:{user['username']}", hlc)
+    bo.notifier.notify(store_id)
+    return {**customer, "hlc": hlc}
 
 
 @router.delete("/stores/{store_id}/customers/{customer_id}", tags=["reports"])

@@ -176,7 +176,8 @@ def inventory(bo: BO, reg: RegisterAuth, sku: str) -> Doc:
     """Stock of a product in the register's store, as the back office counts it."""
     with bo.read() as tx:
         row = tx.one(
-            "SELECT sku, name, on_hand, updated_at FROM products WHERE store_id = ? AND sku = ?",
+            "SELECT sku, name, on_hand, updated_at FROM products WHERE store_id = ? AND sku = ?"
+            " AND removed_at IS NULL",
             (reg["store_id"], sku),
         )
     if row is None:

@@ -92,6 +92,13 @@ MIGRATIONS: list[list[str]] = [
             store_id TEXT NOT NULL, order_id TEXT NOT NULL, sale_id TEXT NOT NULL,
             received_at TEXT NOT NULL, PRIMARY KEY (store_id, order_id))""",
     ],
+    # 2: catalog removals (tombstones the catalog bundle carries) and the customers
+    # bundle (each customer row gets the store version it last changed at).
+    [
+        "ALTER TABLE products ADD COLUMN removed_at TEXT",
+        "ALTER TABLE customers ADD COLUMN version {BIG} NOT NULL DEFAULT 0",
+        "CREATE INDEX customers_version ON customers (store_id, version)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

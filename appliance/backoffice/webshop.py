@@ -73,7 +73,7 @@ def take_order(tx: Tx, store_id: str, order: Doc) -> Doc:
     for i, item in enumerate(order["lines"]):
         product = tx.one(
             "SELECT sku, name, price, tax_category, sold_by FROM products"
-            " WHERE store_id = ? AND sku = ?",
+            " WHERE store_id = ? AND sku = ? AND removed_at IS NULL",
             (store_id, item["sku"]),
         )
         if product is None:

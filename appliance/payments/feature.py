@@ -20,6 +20,7 @@ def attach(ctx: Context) -> None:
     ctx.app.state.payments = payments
     ctx.app.include_router(router(payments))
     ctx.service.on_open.append(store.install)
+    ctx.service.on_open.append(payments.on_open)
     ctx.on_start(payments.start_in_background)
     ctx.on_stop(payments.stop)
     ctx.on_shift_close(payments.z_report_section)

@@ -167,6 +167,18 @@ class PaymentService:
         await self.link.close()
         self._started = False
 
+    def on_open(self, register: Register) -> None:
+        """Offline card limits follow the runtime settings (appliance/settings.py)."""
+        from appliance import settings
+
+        settings.watch(register, lambda config: self._new_limits(register, config))
+
+    def _new_limits(self, register: Register, config: Config) -> None:
+        changed = config.payments.offline != self.limits
+        self.limits = config.payments.offline
+        if changed:
+            self._arm_offline_acceptance(register)
+
     def _arm_offline_acceptance(self, register: Register) -> None:
         """Remember when offline acceptance was switched on (it applies to later outages)."""
         at = store.meta(register, "offline_enabled_at")
@@ -1027,6 +1039,24 @@ class PaymentService:
         left = len(await self.call(store.pending_forward))
         return {"forwarded": forwarded, "declined": declined, "pending": left}
 
+    async def redetect(self) -> Doc:
+        """Drop the terminal link and connect afresh (an admin's "re-detect"): the answer
+        to a status enquiry on the new link, or why there is none. Not while a payment
+        holds the terminal."""
+        from drivers.zvt.errors import ZvtError
+
+        await self.ensure_started()
+        if self.runners:
+            return {**(await self.terminal_status()), "redetect": "busy with a payment"}
+        async with self.link.lock:
+            await self.link.drop()
+            try:
+                await self._status_enquiry_locked()
+                outcome = "answered"
+            except (ZvtError, TerminalUnavailable, OSError) as exc:
+                outcome = f"no answer: {why(exc) if isinstance(exc, ZvtError) else exc}"
+        return {**(await self.terminal_status()), "redetect": outcome}
+
     async def diagnosis(self) -> Doc:
         """06 70: the terminal checks its host connection (an admin's "test terminal")."""
         from drivers.zvt.errors import ZvtError
@@ -1107,8 +1137,11 @@ class PaymentService:
             except Exception:
                 work = True
             timeout = self.cfg.poll_seconds if work else max(300.0, self.cfg.poll_seconds)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+            # races with the wake-up, and stop() then waited out the whole timeout.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
             self.wake.clear()
             try:
                 await self._housekeeping()

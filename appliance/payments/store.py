@@ -13,9 +13,6 @@ card payment is still running or unknown takes no other tender and no edits.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +22,7 @@ from appliance.payments.offline import Outstanding
 from appliance.reducer import Op
 from appliance.register import Register
 from appliance.sale import OPEN
-from appliance.storage.db import transaction
+from appliance.storage.db import atomic
 
 Doc = dict[str, Any]
 
@@ -86,24 +83,6 @@ _EDITS = {
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@contextmanager
-def atomic(conn: sqlite3.Connection) -> Iterator[None]:
-    """One durable unit: a transaction, or a savepoint inside the service's group."""
-    if not conn.in_transaction:
-        with transaction(conn):
-            yield
-        return
-    conn.execute("SAVEPOINT payments")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK TO payments")
-            conn.execute("RELEASE payments")
-        raise
-    conn.execute("RELEASE payments")
 
 
 def _row(values: tuple[Any, ...]) -> Doc:

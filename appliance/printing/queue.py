@@ -50,10 +50,10 @@ log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
 KINDS = ("receipt", "copy", "report")
-STATUSES = ("queued", "sending", "sent", "done", "failed")
+STATUSES = ("queued", "sending", "sent", "done", "failed", "skipped")
 COLUMNS = (
     "id", "kind", "sale_id", "status", "attempts", "interrupted", "last_error",
-    "created_at", "updated_at", "sent_at", "done_at",
+    "created_at", "updated_at", "sent_at", "done_at", "request_id",
 )  # fmt: skip
 
 
@@ -82,22 +82,35 @@ def enqueue_from_ops(register: Register, ops: list[Op], z_reports: bool = True) 
 
 
 def enqueue(
-    register: Register, kind: str, sale_id: str | None = None, report: Doc | None = None
+    register: Register,
+    kind: str,
+    sale_id: str | None = None,
+    report: Doc | None = None,
+    request_id: str | None = None,
 ) -> int:
-    """Queue a copy or a report (receipts are queued by the hook, with their sale)."""
+    """Queue a copy or a report (receipts are queued by the hook, with their sale).
+
+    With ``request_id`` (the client's id for one press of a button) a request that
+    arrives again returns the job it queued the first time: one job per request."""
     if kind not in KINDS:
         raise ValueError(f"unknown print job kind {kind!r}")
+    if request_id is not None:
+        row = register.conn.execute(
+            "SELECT id FROM print_jobs WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
     if report is not None:
         report = {"requested_at": _now(), **report}
     cur = register.conn.execute(
-        "INSERT INTO print_jobs (kind, sale_id, report, status, created_at)"
-        " VALUES (?, ?, ?, 'queued', ?)",
-        (kind, sale_id, json.dumps(report) if report is not None else None, _now()),
+        "INSERT INTO print_jobs (kind, sale_id, report, status, created_at, request_id)"
+        " VALUES (?, ?, ?, 'queued', ?, ?)",
+        (kind, sale_id, json.dumps(report) if report is not None else None, _now(), request_id),
     )
     return int(cur.lastrowid or 0)
 
 
-def reprint_last(register: Register) -> int:
+def reprint_last(register: Register, request_id: str | None = None) -> int:
     """Queue a COPY of this register's last completed receipt (sale or refund)."""
     row = register.conn.execute(
         "SELECT id FROM sales WHERE register_id = ? AND status = 'completed'"
@@ -106,7 +119,59 @@ def reprint_last(register: Register) -> int:
     ).fetchone()
     if row is None:
         raise NotFound("no completed sale on this register to reprint", field="sale_id")
-    return enqueue(register, "copy", row[0])
+    return enqueue(register, "copy", row[0], request_id=request_id)
+
+
+def choose_receipt(register: Register, sale_id: str, wanted: bool) -> Doc | None:
+    """The customer's choice: a receipt or none ("no receipt" at the counter).
+
+    Before the sale completes, "none" puts its receipt row in place as ``skipped``, so
+    the completion's ``INSERT OR IGNORE`` (same unique index) adds no job: nothing is
+    ever sent. After it completes, "none" skips the job only while nothing of it was
+    sent. Asking for the receipt turns a skipped job back to ``queued``: one receipt,
+    however often it is asked for. Returns the sale's receipt job (None: no row).
+    """
+    sale = register.sale(sale_id)
+    if (sale.get("holder") or sale["register_id"]) != register.register_id:
+        raise Conflict(f"sale {sale_id} is not this register's to print", field="sale_id")
+    row = register.conn.execute(
+        "SELECT id, status, attempts FROM print_jobs WHERE sale_id = ? AND kind = 'receipt'",
+        (sale_id,),
+    ).fetchone()
+    now = _now()
+    if wanted:
+        if row is not None and row[1] == "skipped":
+            if sale["status"] == "completed":
+                register.conn.execute(
+                    "UPDATE print_jobs SET status = 'queued', updated_at = ? WHERE id = ?",
+                    (now, row[0]),
+                )
+            else:  # not complete yet: completing it queues the receipt as usual
+                register.conn.execute("DELETE FROM print_jobs WHERE id = ?", (row[0],))
+                return None
+    elif row is None:
+        if sale["status"] not in ("open", "parked"):
+            raise Conflict(
+                f"sale {sale_id} is {sale['status']}: it has no receipt", field="sale_id"
+            )
+        register.conn.execute(
+            "INSERT INTO print_jobs (kind, sale_id, status, created_at, updated_at)"
+            " VALUES ('receipt', ?, 'skipped', ?, ?)",
+            (sale_id, now, now),
+        )
+    elif row[1] == "queued" and row[2] == 0:
+        register.conn.execute(
+            "UPDATE print_jobs SET status = 'skipped', updated_at = ? WHERE id = ?", (now, row[0])
+        )
+    elif row[1] != "skipped":
+        raise Conflict(
+            f"the receipt of sale {sale_id} is already {row[1]}: it cannot be held back",
+            field="sale_id",
+        )
+    found = register.conn.execute(
+        "SELECT id FROM print_jobs WHERE sale_id = ? AND kind = 'receipt'", (sale_id,)
+    ).fetchone()
+    return job(register, found[0]) if found else None
 
 
 def print_x_report(register: Register) -> int:

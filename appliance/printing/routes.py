@@ -18,7 +18,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from appliance.printing import queue
 from appliance.printing.service import PrintingService
@@ -37,6 +37,14 @@ class DrawerIn(_Body):
 
 class ZReportIn(_Body):
     number: Annotated[StrictInt, Field(ge=1, le=10**9)] | None = None
+
+
+class PrintRequestIn(_Body):
+    request_id: StrictStr | None = Field(default=None, min_length=8, max_length=64)
+
+
+class ReceiptChoiceIn(_Body):
+    print: StrictBool
 
 
 class SimulatedIn(_Body):
@@ -69,7 +77,7 @@ def build_router(printing: PrintingService) -> APIRouter:
 
     @router.get("/jobs")
     async def jobs(
-        status: Literal["queued", "sending", "sent", "done", "failed"] | None = None,
+        status: Literal["queued", "sending", "sent", "done", "failed", "skipped"] | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[Doc]:
         found: list[Doc] = await call(queue.jobs, status, limit)
@@ -81,8 +89,19 @@ def build_router(printing: PrintingService) -> APIRouter:
         return await queued(job_id)
 
     @router.post("/reprint-last", status_code=202)
-    async def reprint_last() -> Doc:
-        return await queued(await call(queue.reprint_last))
+    async def reprint_last(body: PrintRequestIn | None = None) -> Doc:
+        """A COPY of the last receipt; ``request_id`` makes a repeated request (a
+        retry after a lost answer) return the job the first one queued."""
+        return await queued(await call(queue.reprint_last, body.request_id if body else None))
+
+    @router.put("/receipts/{sale_id}")
+    async def receipt_choice(sale_id: str, body: ReceiptChoiceIn) -> Doc:
+        """``{"print": false}``: no receipt (before or right after the sale completes);
+        ``{"print": true}``: the receipt after all — printed once, however often asked."""
+        found: Doc | None = await call(queue.choose_receipt, sale_id, body.print)
+        if found is not None and found["status"] == "queued" and printing.worker is not None:
+            printing.worker.wake()
+        return {"sale_id": sale_id, "print": body.print, "job": found}
 
     @router.post("/drawer")
     async def drawer(body: DrawerIn | None = None) -> Doc:

@@ -40,3 +40,14 @@ def create(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE UNIQUE INDEX print_jobs_receipt ON print_jobs(sale_id) WHERE kind = 'receipt'"
     )
+
+
+def add_request_ids(db: sqlite_utils.Database) -> None:
+    """Migration 9: ``request_id`` — the id a client gave its print request (a press of
+    "Print a copy"), unique, so a request sent twice (a retry after a lost answer)
+    queues one job."""
+    db.execute("ALTER TABLE print_jobs ADD COLUMN request_id TEXT")
+    db.execute(
+        "CREATE UNIQUE INDEX print_jobs_request ON print_jobs(request_id)"
+        " WHERE request_id IS NOT NULL"
+    )

@@ -98,6 +98,9 @@ class PrintingService:
 
     # on the register's thread --------------------------------------------------------
     def on_open(self, register: Register) -> None:
+        from appliance import settings
+
+        settings.watch(register, self.new_settings)
         z_reports = self.cfg.print_z_on_close
 
         def hook(reg: Register, ops: list[Op]) -> None:
@@ -108,6 +111,16 @@ class PrintingService:
         recovered = queue.recover(register)
         if recovered:
             log.warning("%d print job(s) were being sent when the register stopped", recovered)
+
+    def new_settings(self, config: Config) -> None:
+        """Receipt header/footer and the printer profile, live (appliance/settings.py):
+        the next job renders with them."""
+        if config.printer.profile != self.cfg.profile:
+            self.profile = load_profile(config.printer.profile)
+            if self.printer is not None and hasattr(self.printer, "profile"):
+                self.printer.profile = self.profile
+        self.config, self.cfg = config, config.printer
+        self.settings = ReceiptSettings.from_config(config)
 
     def _committed(self, register: Register, ops: list[Op]) -> None:
         kinds = {op["kind"] for op in ops}
@@ -205,6 +218,20 @@ class PrintingService:
         if self.worker is not None:
             await self.worker.poll_status()
         return await self.status()
+
+    async def redetect(self) -> Doc:
+        """Close the printer's link and ask it for its status on a fresh one (an admin's
+        "re-detect": a printer plugged back in or switched on)."""
+        if self.printer is None:
+            self._wanted.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout=self.cfg.timeout_seconds + 5)
+        counts = await self.service.call(queue.counts)
+        reconnect = getattr(self.printer, "reconnect", None)
+        if reconnect is not None and not counts.get("sending"):  # never cut a job
+            with contextlib.suppress(Exception):
+                await reconnect()
+        return await self.refresh()
 
     async def kick_drawer(self, pin: int | None = None) -> Doc:
         printer = await self.ready_printer()

@@ -9,6 +9,7 @@ newer version is refused rather than misread.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,6 +134,18 @@ def _m7_auth(db: sqlite_utils.Database) -> None:
     create(db)
 
 
+def _m8_settings(db: sqlite_utils.Database) -> None:
+    from appliance.settings_schema import create
+
+    create(db)
+
+
+def _m9_print_requests(db: sqlite_utils.Database) -> None:
+    from appliance.printing.schema import add_request_ids
+
+    add_request_ids(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_identity_and_indexes,
@@ -141,6 +154,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m5_print_queue,
     _m6_lan,
     _m7_auth,
+    _m8_settings,
+    _m9_print_requests,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -165,6 +180,23 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
             raise StorageUnavailable(f"database {path}: cannot switch to WAL (got {mode})")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
+
+
+def sync_wal(db_path: Path) -> None:
+    """fdatasync the WAL: every frame written so far survives a power cut.
+
+    Commits made with ``synchronous=NORMAL`` (cart edits, storage.durability =
+    "completed") sit in the page cache until this or the next FULL commit, which
+    syncs the same file and so takes them along.
+    """
+    try:
+        fd = os.open(f"{db_path}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        return  # nothing written since the last checkpoint removed it
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -158,6 +158,11 @@ class StateStore:
             [(barcode_key(code), product["sku"], code) for code in product.get("barcodes", [])],
         )
 
+    def remove_product(self, sku: str) -> None:
+        """Drop a product and its barcodes; sale lines carry their own copy and stay."""
+        self.conn.execute("DELETE FROM barcodes WHERE sku = ?", (sku,))
+        self.conn.execute("DELETE FROM products WHERE sku = ?", (sku,))
+
     def product(self, sku: str) -> Doc | None:
         row = self.conn.execute(
             "SELECT sku, name, price, tax_category, sold_by FROM products WHERE sku = ?", (sku,)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from appliance import __version__
+from appliance import __version__, settings
 from appliance.config import SyncSection
 from appliance.errors import Conflict
 from appliance.reducer import Op
@@ -497,7 +497,7 @@ class SyncEngine:
 
     def _wipe(self, register: Register) -> str:
         backup = reset_data.wipe(register, self.service.config.data_dir)
-        register.config = self.service.config
+        settings.reload(register, self.service.config)  # without the back office's rows
         self.state = outbox.state(register)
         self.waiting.clear()
         self.update_errors.clear()

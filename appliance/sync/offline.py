@@ -83,7 +83,11 @@ def guard(link: Link, restoring: Callable[[], bool]) -> Callable[[Register, list
         if not link.offline:
             return
         for op in ops:
-            if op["kind"] == "customer.upsert" and _customer_exists(register, op):
+            if (
+                op["kind"] == "customer.upsert"
+                and op["register_id"] == register.register_id  # not a back-office push
+                and _customer_exists(register, op)
+            ):
                 raise refuse("editing an existing customer")
 
     return check

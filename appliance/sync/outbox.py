@@ -70,7 +70,8 @@ def pending_count(conn: sqlite3.Connection, register_id: str) -> int:
 
 
 def next_batch(register: Register, limit: int) -> list[Doc]:
-    """The oldest unsent own ops, in the order they were recorded."""
+    """The oldest unsent own ops, in the order they were recorded (fsynced first)."""
+    register.make_durable()
     rows = register.conn.execute(
         f"SELECT seq, {OP_COLUMNS} FROM ops WHERE {_OWN} ORDER BY seq LIMIT ?",
         (register.register_id, sent_seq(register.conn), limit),

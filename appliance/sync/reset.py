@@ -11,7 +11,9 @@ warning: here a reset
 3. keeps a copy of the old database next to it (``reset-backup-….db``);
 4. restores the register's own history from the back office, so receipt, shift and
    Z numbers continue where they were and nothing synced is lost; the catalog,
-   settings and the store's saved sales then arrive with the next pull.
+   customers, taxes and settings (the stored bundles and the back office's rows of
+   the settings overlay are wiped too) and the store's saved sales then arrive with
+   the next pull. The admin panel's own settings rows stay.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def wipe(register: Register, backup_dir: Path) -> str:
             conn.execute(f"DELETE FROM {table}")
         conn.execute("DELETE FROM sync_errored")
         conn.execute("DELETE FROM sync_bundles")
+        conn.execute("DELETE FROM settings_overlay WHERE source = 'backoffice'")
         conn.execute(f"DELETE FROM sync_state WHERE key NOT IN ({marks})", KEEP)
     register.state.forget()
     return str(backup)

@@ -21,6 +21,7 @@ from appliance.web.render import page
 
 Doc = dict[str, Any]
 router = APIRouter(prefix="/admin", include_in_schema=False)
+api_router = APIRouter(prefix="/api/peripherals", tags=["peripherals"])
 
 SECTIONS = (
     ("status", "/admin", "Status"),
@@ -107,15 +108,55 @@ async def peripherals(request: Request) -> Response:
         terminal=terminal,
         printer=printer,
         failed_jobs=failed,
+        redetected=getattr(request.app.state, "redetected", None),
     )
+
+
+@api_router.post("/redetect")
+async def redetect(request: Request) -> Doc:
+    """Look for every peripheral again: scanners restart (each finds its device afresh,
+    with the runtime settings' layouts), the printer's link is reopened and asked for
+    its status, the terminal's link is dropped and re-established. Returns what was
+    found; the peripherals page shows it."""
+    from datetime import UTC, datetime
+
+    from appliance.peripherals import redetect_scanners
+
+    state = request.app.state
+    found: Doc = {"at": datetime.now(UTC).isoformat(timespec="seconds")}
+    manager = getattr(state, "scanners", None)
+    if manager is not None:
+        config = await _svc(request).call(lambda register: register.config)
+        found["scanners"] = await redetect_scanners(manager, config)
+    printing = getattr(state, "printing", None)
+    if printing is not None:
+        printer = await printing.redetect()
+        inner = printer.get("printer") or {}
+        found["printer"] = {
+            "ready": bool(inner.get("ready")),
+            "reason": inner.get("reason") or printer.get("error"),
+            "model": printer.get("model"),
+        }
+    payments = getattr(state, "payments", None)
+    if payments is not None:
+        terminal = await payments.redetect()
+        found["terminal"] = {
+            "connected": terminal.get("connected"),
+            "redetect": terminal.get("redetect"),
+            "terminal": terminal.get("terminal"),
+        }
+    state.redetected = found
+    return found
 
 
 @router.get("/sales", response_class=HTMLResponse)
 async def sales(request: Request) -> Response:
     svc = _svc(request)
-    saved: list[Doc] = await svc.call(screen_data.saved_sales)
+    from appliance.web.sell import lan_peers
+
+    view: Doc = await svc.call(screen_data.saved_sales_view, lan_peers(request))
     recent: list[Doc] = await svc.call(screen_data.recent_sales)
-    return _admin(request, "sales", "admin/sales.html", saved=saved, recent=recent)
+    return _admin(request, "sales", "admin/sales.html", recent=recent, **view)
 
 
 @router.get("/sales/{sale_id}", response_class=HTMLResponse)
@@ -188,16 +229,44 @@ async def users(request: Request) -> Response:
     return _admin(request, "users", "admin/users.html", users=found, locked=locked)
 
 
+SECRETS = {"password", "secret", "manager_pin", "secret_file"}
+
+
+def _hide_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "(hidden)" if k in SECRETS else _hide_secrets(v) for k, v in value.items()}
+    return value
+
+
 @router.get("/settings", response_class=HTMLResponse)
-async def settings(request: Request) -> Response:
-    config = request.app.state.features.config
-    keys: list[Doc] = await _svc(request).call(screen_data.quick_keys, list(config.web.quick_keys))
+async def settings_page(request: Request) -> Response:
+    from appliance import settings
+    from drivers.printers.profiles import PROFILE_DIR
+    from drivers.scanners.keymaps import LAYOUTS
+
+    svc = _svc(request)
+    current: Doc = await svc.call(settings.overview)
+    config = await svc.call(lambda register: register.config)
+    keys: list[Doc] = await svc.call(screen_data.quick_keys, list(config.web.quick_keys))
     sections = {
-        name: getattr(config, name).model_dump(mode="json")
+        name: _hide_secrets(getattr(config, name).model_dump(mode="json"))
         for name in type(config).model_fields
         if name != "source"
     }
-    return _admin(request, "settings", "admin/settings.html", config_sections=sections, keys=keys)
+    manager = getattr(request.app.state, "scanners", None)
+    scanner_ids = sorted(manager.scanners) if manager is not None else []
+    return _admin(
+        request,
+        "settings",
+        "admin/settings.html",
+        config_sections=sections,
+        keys=keys,
+        current=current,
+        printer_profiles=sorted(p.stem for p in PROFILE_DIR.glob("*.toml")),
+        layouts=list(LAYOUTS),
+        scanner_ids=scanner_ids,
+        sync=await _sync(request),
+    )
 
 
 @router.get("/receipt-preview", response_class=HTMLResponse)

@@ -35,6 +35,7 @@ def attach(ctx: Context) -> None:
     ctx.app.include_router(auth_router)
     ctx.app.include_router(sell.router)
     ctx.app.include_router(admin.router)
+    ctx.app.include_router(admin.api_router)
     ctx.app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     ctx.service.on_open.append(lambda register: _on_open(register, auth, hub))

@@ -91,12 +91,6 @@ def catalog_updates(register: Register, limit: int = 5) -> list[Doc]:
     return [{"register_id": r[0], "hlc": r[1], "count": r[2]} for r in rows]
 
 
-def saved_sales(register: Register) -> list[Doc]:
-    """Parked and open sales of every register this one knows of (newest first)."""
-    docs = register.state.sales("status IN ('parked', 'open')")
-    return list(reversed(docs))
-
-
 def recent_sales(register: Register, limit: int = 50) -> list[Doc]:
     return _docs(
         register,
@@ -104,3 +98,65 @@ def recent_sales(register: Register, limit: int = 50) -> list[Doc]:
         " ORDER BY coalesce(completed_at, opened_at) DESC LIMIT ?",
         (limit,),
     )
+
+
+def saved_sales_view(register: Register, peers: Any | None, parked_only: bool = False) -> Doc:
+    """Saved sales for the resume list and /admin: with LAN sync (``peers``, the
+    node's PeerDirectory), every register's, each with its holder's state, plus the
+    last-known saved sales of registers that are unreachable (marked, not resumable
+    here), and those registers with the register list's message; without it, this
+    register's own."""
+    if peers is None:
+        where = "status = 'parked'" if parked_only else "status IN ('parked', 'open')"
+        rows = [
+            {
+                "id": d["id"],
+                "name": d.get("name"),
+                "status": d["status"],
+                "register_id": d["register_id"],
+                "holder": d.get("holder") or d["register_id"],
+                "holder_name": d.get("holder") or d["register_id"],
+                "holder_status": "this_register",
+                "total": d["totals"]["total"],
+                "lines": len([x for x in d["lines"] if not x.get("voided")]),
+                "opened_at": d.get("opened_at"),
+                "available": True,
+                "unreachable": False,
+            }
+            for d in reversed(register.state.sales(where))
+            if d["kind"] == "sale"
+        ]
+        return {"sales": rows, "unreachable": []}
+    from appliance.lan.api import saved_sales
+    from appliance.lan.registry import CONNECTED, THIS
+
+    away = {
+        row["register_id"]: row
+        for row in peers.register_list()
+        if row["status"] not in (CONNECTED, THIS)
+    }
+    rows = []
+    for sale in saved_sales(register, peers):
+        if parked_only and sale["available"] and sale["status"] != "parked":
+            continue
+        rows.append(
+            {
+                **sale,
+                "register_id": str(sale["id"]).split("-", 1)[0],
+                "unreachable": sale["holder"] in away,
+            }
+        )
+    rows.sort(key=lambda r: str(r.get("opened_at") or ""), reverse=True)  # newest first
+    rows.sort(key=lambda r: not r["available"])  # then the last-known ones of others
+    unreachable = [
+        {
+            "register_id": rid,
+            "name": row["name"],
+            "status": row["status"],
+            "last_seen": row.get("last_seen"),
+            "message": row["message"],
+            "saved_sales": sum(1 for r in rows if r["holder"] == rid),
+        }
+        for rid, row in sorted(away.items())
+    ]
+    return {"sales": rows, "unreachable": unreachable}

@@ -38,6 +38,7 @@ async def sell_page(request: Request) -> Response:
     config = request.app.state.features.config
     keys = await svc.call(screen_data.quick_keys, list(config.web.quick_keys))
     sale = await svc.call(screen_data.current_sale)
+    categories: list[str] = await svc.call(lambda register: register.tax_categories)
     return page(
         request,
         "sell.html",
@@ -45,6 +46,8 @@ async def sell_page(request: Request) -> Response:
         sale_id=sale["id"] if sale else "",
         card_terminal=has_route(request, "/api/sales/{sale_id}/payments"),
         lan=has_route(request, "/api/lan/sales/{sale_id}/resume"),
+        printing_receipts=has_route(request, "/api/printer/receipts/{sale_id}"),
+        tax_categories=categories,
     )
 
 
@@ -110,8 +113,16 @@ async def search(request: Request, q: Annotated[str, Query(max_length=64)] = "")
 
 @router.get("/sell/parked", response_class=HTMLResponse)
 async def parked(request: Request) -> Response:
-    sales: list[Doc] = await _svc(request).call(Register.sales, "parked")
-    return page(request, "_parked.html", sales=list(reversed(sales)))
+    """The resume list: parked sales of every register (LAN sync), the state of the
+    registers that are unreachable and their last-known saved sales, marked."""
+    view: Doc = await _svc(request).call(screen_data.saved_sales_view, lan_peers(request), True)
+    return page(request, "_parked.html", **view)
+
+
+def lan_peers(request: Request) -> Any:
+    """The LAN node's register directory (None without LAN sync)."""
+    node = getattr(request.app.state, "lan", None)
+    return node.directory if node is not None else None
 
 
 @router.get("/sell/refund", response_class=HTMLResponse)

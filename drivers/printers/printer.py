@@ -75,6 +75,10 @@ class EscPosPrinter:
     async def kick(self, pin: int) -> None:
         await self._run(self._kick, drawer_pulse(pin, realtime=self.profile.realtime_pulse))
 
+    async def reconnect(self) -> None:
+        """Close the link; the next status or job opens it afresh (finds the device again)."""
+        await self._run(self.connection.close)
+
     async def close(self) -> None:
         await self._run(self.connection.close)
         self._io.shutdown(wait=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,20 +18,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+async def _run_all(scenarios: list[Any], tier: str, bench: Any) -> list[Any]:
+    """Every scenario in one event loop; on the qemu tier they share one booted VM."""
+    from hil.scenario.runner import run_scenario
+
+    results = []
+    stage = None
+    if tier == "qemu" and scenarios:
+        stage = await _qemu_stage()
+    try:
+        for scenario in scenarios:
+            result = await run_scenario(scenario, tier, bench)
+            results.append(result)
+            print(f"{'PASS' if result.ok else 'FAIL'} {scenario.name} [{tier}] "
+                  f"{result.seconds:.2f}s", flush=True)  # fmt: skip
+            for step in result.steps:
+                mark = "ok " if step.ok else "ERR"
+                extra = "" if step.ok else f"  -- {step.error}"
+                print(f"  {mark} {step.title} ({step.seconds * 1000:.0f} ms, "
+                      f"line {step.line}){extra}")  # fmt: skip
+            if result.error:
+                print(f"  ERR {result.error}")
+    finally:
+        if stage is not None:
+            from hil.scenario.qemu_tier import QemuTier
+
+            QemuTier.attach(None)
+            await stage.close()
+    return results
+
+
+async def _qemu_stage() -> Any:
+    """One stage (cached image, a fresh data disk) booted for the whole run."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from hil.qemu.stage import open_stage
+    from hil.scenario.qemu_tier import QemuTier
+
+    t0 = time.monotonic()
+    stage = await open_stage(Path(tempfile.mkdtemp(prefix="hil-qemu-")))
+    took = await stage.vm.boot(timeout=300)
+    print(f"qemu: stage ready in {time.monotonic() - t0:.0f} s (boot to READY {took:.0f} s, "
+          f"{stage.vm.accel})", flush=True)  # fmt: skip
+    QemuTier.attach(stage)
+    return stage
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
 
     from hil.scenario.format import ScenarioError, load_scenario
     from hil.scenario.report import write_report
-    from hil.scenario.runner import ScenarioResult, run_scenario
 
     try:
         scenarios = [load_scenario(path) for path in args.scenarios]
     except ScenarioError as exc:
         print(f"hil: {exc}", file=sys.stderr)
         return 2
-    results: list[ScenarioResult] = []
+    bench = Path(args.bench_config) if args.bench_config else None
+    chosen = []
     for scenario in scenarios:
         if args.tier not in scenario.tiers:
             print(
@@ -38,18 +87,8 @@ def run(args: argparse.Namespace) -> int:
                 f"not {args.tier}"
             )
             continue
-        bench = Path(args.bench_config) if args.bench_config else None
-        result = asyncio.run(run_scenario(scenario, args.tier, bench))
-        results.append(result)
-        print(
-            f"{'PASS' if result.ok else 'FAIL'} {scenario.name} [{args.tier}] {result.seconds:.2f}s"
-        )
-        for step in result.steps:
-            mark = "ok " if step.ok else "ERR"
-            extra = "" if step.ok else f"  -- {step.error}"
-            print(f"  {mark} {step.title} ({step.seconds * 1000:.0f} ms, line {step.line}){extra}")
-        if result.error:
-            print(f"  ERR {result.error}")
+        chosen.append(scenario)
+    results = asyncio.run(_run_all(chosen, args.tier, bench))
     if args.report:
         write_report(results, Path(args.report))
         print(f"report: {args.report}")

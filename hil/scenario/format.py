@@ -53,6 +53,7 @@ STEPS: dict[str, tuple[type | tuple[type, ...], dict[str, type | tuple[type, ...
     "expect_api": (dict, {}),
     "expect_db": (dict, {}),
     "expect_sync": (dict, {}),
+    "refund": (str, {}),
 }
 TIERS = ("inprocess", "virtual", "qemu", "bench")
 TOP_KEYS = {"name", "description", "tiers", "timeout_s", "setup", "step"}
@@ -174,10 +175,11 @@ def load_scenario(path: str | Path) -> Scenario:
         others = [k for k in raw if k not in STEPS and k != "timeout_s"]
         if len(actions) != 1:
             found = ", ".join(actions) or "none"
+            unknown = f": unknown action {others[0]!r}" if not actions and others else ""
             raise ScenarioError(
                 file,
-                line,
-                f"step {index + 1} must have exactly one action (found: {found}); "
+                _key_line(text, others[0], line) if unknown else line,
+                f"step {index + 1} must have exactly one action{unknown} (found: {found}); "
                 f"actions: {', '.join(STEPS)}",
             )
         action = actions[0]

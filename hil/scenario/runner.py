@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hil.scenario.format import Scenario
-from hil.scenario.tiers import TIER_CLASSES, StepFailed, Tier
+from hil.scenario.receipts import Receipt
+from hil.scenario.tiers import StepFailed, Tier, tier_class
 
 
 @dataclass
@@ -32,40 +34,47 @@ class ScenarioResult:
     seconds: float = 0.0
     steps: list[StepResult] = field(default_factory=list)
     error: str | None = None
-    receipts: list[str] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
 
 
 async def run_scenario(
     scenario: Scenario, tier_name: str, bench_file: Path | None = None
 ) -> ScenarioResult:
     result = ScenarioResult(scenario, tier_name)
-    tier_class = TIER_CLASSES.get(tier_name)
+    cls = tier_class(tier_name)
     if tier_name == "bench":
         from hil.scenario.bench import BenchTier
 
         tier: Tier = BenchTier(scenario, bench_file)
-    elif tier_class is None:
+    elif cls is None:
         result.error = (
             f"tier {tier_name!r} is not available in this build "
-            f"(available: {', '.join(TIER_CLASSES)})"
+            "(available: inprocess, virtual, qemu, bench)"
         )
         return result
     else:
-        tier = tier_class(scenario)
+        tier = cls(scenario)
     started = time.monotonic()
     try:
-        await asyncio.wait_for(tier.start(), timeout=60)
+        await asyncio.wait_for(tier.start(), timeout=tier.start_timeout_s)
     except Exception as exc:
-        result.error = f"{tier_name} tier did not start: {exc}"
+        result.error = f"{tier_name} tier did not start: {type(exc).__name__}: {exc}"
+        with contextlib.suppress(Exception):  # what did start is stopped again
+            await asyncio.wait_for(tier.stop(), timeout=30)
+        result.seconds = time.monotonic() - started
         return result
+    # The scenario's bound counts from the register's start (which has its own bound:
+    # a QEMU boot is not the scenario's time), scaled for slow tiers.
+    steps_started = time.monotonic()
+    scenario_bound = scenario.timeout_s * tier.time_scale
     try:
         for step in scenario.steps:
-            left = scenario.timeout_s - (time.monotonic() - started)
+            left = scenario_bound - (time.monotonic() - steps_started)
             if left <= 0:
-                result.error = f"scenario exceeded its {scenario.timeout_s:g} s bound"
+                result.error = f"scenario exceeded its {scenario_bound:g} s bound"
                 break
             t0 = time.monotonic()
-            bound = min(step.timeout_s, left)
+            bound = min(step.timeout_s * tier.time_scale, left)
             ok, detail, error, expected, got = True, None, None, None, None
             try:
                 detail = await asyncio.wait_for(tier.run_step(step), timeout=bound)
@@ -83,6 +92,7 @@ async def run_scenario(
             if not ok:
                 break
     finally:
+        await tier.collect_receipts()
         result.receipts = list(tier.receipts)
         try:
             await asyncio.wait_for(tier.stop(), timeout=30)

@@ -1,11 +1,16 @@
 """Where a scenario runs: the tiers share one step vocabulary.
 
-- ``inprocess``: the register core and its asyncio service in this process, on a real
-  SQLite file, the terminal simulator on a loopback socket. Fastest.
-- ``virtual``: a real ``appliance run`` process on a loopback port, driven over its
-  HTTP API; power cuts are real SIGKILLs.
-- ``qemu`` and ``bench``: the full-system image and real devices (see hil/qemu and
-  the bench file); a step a tier cannot do fails saying so.
+- ``inprocess`` (hil/scenario/inprocess.py): the register's app in this process on
+  a real SQLite file; its simulated terminal and printer are in-process. Fastest.
+- ``virtual`` (hil/scenario/virtual.py): a real ``appliance run`` process with its
+  real drivers against real device processes on loopback: the TCP virtual printer,
+  the ZVT simulator on TCP, a serial scanner on a pty; power cuts are SIGKILLs.
+- ``qemu`` (hil/scenario/qemu_tier.py): the appliance image booted in QEMU.
+- ``bench`` (hil/scenario/bench.py): real devices named in a bench file.
+
+Both in-process and virtual can have a real back office (``appliance backoffice
+serve`` on SQLite) behind the rig's cuttable link, started when a scenario uses
+``backoffice`` or ``expect_sync``.
 
 A step a tier does not support fails with a message naming the step and the tier —
 it is never skipped silently.
@@ -14,20 +19,38 @@ it is never skipped silently.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from hil.scenario.format import Scenario, Step
+from hil.scenario.receipts import Receipt
 
 Doc = dict[str, Any]
-BIN = Path(sys.executable).parent
+
+# printer = "…": the fault states a scenario switches the printer to.
+PRINTER_STATES: dict[str, Doc] = {
+    "ok": {"paper": "ok", "cover_open": False, "online": True, "status": "normal"},
+    "paper_out": {"paper": "out"},
+    "paper_near_end": {"paper": "near_end"},
+    "cover_open": {"cover_open": True},
+    "offline": {"online": False},
+    "mute": {"status": "mute"},
+}
+# pay_card = "…": scenario words for terminal outcomes (others go to the simulator as
+# they are: approve, decline:05, abort, hang, "approve,pin=0.3", …).
+CARD_OUTCOMES = {"approved": "approve", "declined": "decline:05", "timeout": "no-answer"}
+POLL_S = 0.1
+# With a back office in the scenario: probe and retry fast, so catching up after the
+# link comes back takes moments, not the shop's minutes.
+FAST_SYNC: Doc = {
+    "probe_min_seconds": 0.2,
+    "probe_max_seconds": 1.0,
+    "retry_min_seconds": 0.2,
+    "retry_max_seconds": 1.0,
+    "request_timeout_seconds": 3.0,
+    "long_poll_seconds": 2.0,
+}
 
 
 class StepFailed(Exception):
@@ -48,10 +71,39 @@ def _subset_mismatch(expected: Doc, got: Doc) -> list[str]:
     return problems
 
 
+def _substitute(value: Any, names: dict[str, str]) -> Any:
+    """``{receipt_no}`` and friends in a step's text: values the run produced."""
+    if isinstance(value, str) and "{" in value:
+        for key, text in names.items():
+            value = value.replace("{" + key + "}", text)
+        return value
+    if isinstance(value, dict):
+        return {k: _substitute(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, names) for v in value]
+    return value
+
+
+def printer_faults(state: str) -> Doc:
+    """A printer step's value as virtual-printer faults (``paper_out_after:N`` too)."""
+    if state.startswith("paper_out_after:"):
+        count = state.split(":", 1)[1]
+        if not count.isdigit() or int(count) < 1:
+            raise StepFailed(f"printer: {state!r}: paper_out_after takes a line count")
+        return {"paper_lines": int(count)}
+    if state not in PRINTER_STATES:
+        raise StepFailed(
+            f"printer: unknown state {state!r} (use {', '.join(PRINTER_STATES)}, paper_out_after:N)"
+        )
+    return dict(PRINTER_STATES[state])
+
+
 class Tier:
-    """Shared step logic; subclasses provide ``request`` (the register's HTTP API)."""
+    """Shared step logic; subclasses start the register and its devices."""
 
     name = "tier"
+    start_timeout_s = 60.0
+    time_scale = 1.0  # step and scenario bounds are multiplied by this (qemu: TCG is slow)
 
     client: Any  # an httpx.AsyncClient on the register's API, set by start()
 
@@ -60,13 +112,34 @@ class Tier:
         self.sale_id: str | None = None
         self.sale_open = False
         self.last_error: Doc | None = None
-        self.receipts: list[str] = []
+        self.receipts: list[Receipt] = []
+        self.names: dict[str, str] = {}  # {receipt_no}: the last completed sale's
+        self.refund_of: str | None = None  # a receipt scanned for a refund
+        self.backoffice: Any = None  # hil.scenario.devices.BackOffice when used
+        self.folder = Path(".")
+
+    def uses(self, *actions: str) -> bool:
+        return any(step.action in actions for step in self.scenario.steps)
+
+    def config_sections(self) -> dict[str, Doc]:
+        """The register's configuration: the scenario's ``setup.config`` over what
+        the rig needs (fast sync probes when a back office is in the scenario)."""
+        sections: dict[str, Doc] = {}
+        if self.uses("backoffice", "expect_sync"):
+            sections["sync"] = dict(FAST_SYNC)
+        for section, values in self.scenario.setup.get("config", {}).items():
+            sections.setdefault(section, {}).update(values)
+        return sections
 
     async def start(self) -> None:
         raise NotImplementedError
 
     async def stop(self) -> None:
         raise NotImplementedError
+
+    async def close_devices(self) -> None:
+        if self.backoffice is not None:
+            await self.backoffice.stop()
 
     async def request(
         self, method: str, path: str, body: Any = None, timeout: float | None = None
@@ -86,7 +159,37 @@ class Tier:
         handler = getattr(self, f"step_{step.action}", None)
         if handler is None:
             raise StepFailed(f"step '{step.action}' is not available on the {self.name} tier")
+        if self.names:
+            step = Step(step.index, step.line, step.action, _substitute(step.value, self.names),
+                        _substitute(step.options, self.names), step.timeout_s)  # fmt: skip
         return await handler(step)
+
+    def unsupported(self, step: Step, why: str) -> StepFailed:
+        return StepFailed(f"step '{step.action}' is not available on the {self.name} tier: {why}")
+
+    # devices the tier provides ------------------------------------------------------
+    async def receipt_jobs(self, pictures: bool = False) -> list[Receipt]:
+        """Every job the printer got so far as text (and PNG with ``pictures``)."""
+        return []
+
+    async def collect_receipts(self) -> None:
+        try:
+            self.receipts = await asyncio.wait_for(self.receipt_jobs(pictures=True), 30)
+        except Exception:  # the report shows what there is; a dead printer is no crash
+            self.receipts = []
+
+    async def set_printer(self, step: Step, faults: Doc) -> Doc:
+        raise self.unsupported(step, "no printer to switch")
+
+    async def script_terminal(self, step: Step, spec: str) -> None:
+        status, data = await self.request(
+            "POST", "/api/payments/simulator", {"cmd": "outcome", "spec": spec}
+        )
+        if status != 200 or not data.get("ok"):
+            raise StepFailed(f"cannot script the register's simulated terminal: {data}")
+
+    async def terminal_unreachable(self, step: Step, down: bool) -> None:
+        raise self.unsupported(step, "the terminal is in-process (unreachable needs a device)")
 
     # helpers -------------------------------------------------------------------
     async def _ok(self, method: str, path: str, body: Any = None) -> Any:
@@ -109,13 +212,48 @@ class Tier:
             _, current = await self.request("GET", "/api/shifts/current")
             if current is None:  # a bench register may already have its shift open
                 await self._ok("POST", "/api/shifts", {"float_minor": setup["shift_float_minor"]})
+        if self.uses("backoffice", "expect_sync") and self.backoffice is None:
+            await self._start_backoffice()
+
+    async def _start_backoffice(self) -> None:
+        from hil.scenario.devices import BackOffice
+
+        folder = self.folder / "backoffice"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.backoffice = BackOffice(folder)
+        await self.backoffice.start()
+        status = await self._ok("GET", "/api/status")
+        code = await self.backoffice.pairing_code(status["register_id"])
+        self.register_id = status["register_id"]
+        await self._ok("POST", "/api/sync/pair", {"url": self.backoffice.url, "code": code})
+
+    def _completed(self, sale: Doc) -> None:
+        self.sale_open = sale["status"] == "open"
+        if sale["status"] == "completed" and sale.get("receipt_no"):
+            self.names["receipt_no"] = sale["receipt_no"]
+
+    async def _poll(self, step: Step, read: Any, expected: Doc) -> Doc:
+        """Read until ``expected`` is a subset of what is read, within the step's bound
+        (less a margin, so a mismatch fails with its diff rather than a bare timeout)."""
+        deadline = time.monotonic() + max(0.5, step.timeout_s - 1.0)
+        while True:
+            got: Doc = await read()
+            problems = _subset_mismatch(expected, got)
+            if not problems:
+                return got
+            if time.monotonic() > deadline:
+                raise StepFailed("; ".join(problems), expected, got)
+            await asyncio.sleep(POLL_S)
 
     # steps -----------------------------------------------------------------------
     async def step_scan(self, step: Step) -> Any:
+        return await self._scan_code(step.value)
+
+    async def _scan_code(self, code: str) -> Doc:
         # Scans go into the scenario's sale while it is open; after it is paid, a
         # scan starts the next sale, as at a real counter.
         current = self.sale_id if self.sale_open else None
-        body = {"code": step.value, "sale_id": current}
+        body = {"code": code, "sale_id": current}
         status, data = await self.request("POST", "/api/scan", body)
         if status >= 400:
             self.last_error = data.get("error")
@@ -124,7 +262,50 @@ class Tier:
         if data["action"] in ("line", "customer"):
             self.sale_id = data["sale"]["id"]
             self.sale_open = data["sale"]["status"] == "open"
+        elif data["action"] == "receipt":
+            self.refund_of = data["receipt_no"]
         return {"action": data["action"]}
+
+    async def step_scan_recording(self, step: Step) -> Any:
+        """In-process: the recording through the driver's own decoder (the wedge decoder
+        for evemu, the serial framer for serial/BLE), each scan into the sale."""
+        from hil.scanner_replay import replay_recording
+
+        text = self._recording(step)
+        codes: list[str] = []
+        summary = await replay_recording(
+            text, codes.append, layout=step.options.get("layout"), tier="inprocess"
+        )
+        results = [await self._scan_code(code) for code in codes]
+        return {"scans": codes, "results": results, "decoder": summary}
+
+    def _recording(self, step: Step) -> str:
+        path = self.scenario.path.parent / step.value
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StepFailed(f"scan_recording: cannot read {path}: {exc.strerror}") from None
+
+    async def step_refund(self, step: Step) -> Any:
+        """Refund every line of the receipt scanned last (or the last sale), tender
+        ``step.value`` (cash, card, other)."""
+        receipt_no = self.refund_of or self.names.get("receipt_no")
+        if receipt_no is None:
+            raise StepFailed("refund: no receipt scanned and no sale completed yet")
+        original = await self._ok("GET", f"/api/receipts/{receipt_no}")
+        refund = await self._ok("POST", "/api/refunds", {"receipt_no": receipt_no})
+        for line in original["lines"]:
+            if not line.get("voided"):
+                refund = await self._ok(
+                    "POST", f"/api/refunds/{refund['id']}/lines",
+                    {"original_line_no": line["no"], "qty": line["qty"]},
+                )  # fmt: skip
+        done = await self._ok(
+            "POST", f"/api/refunds/{refund['id']}/complete", {"tender_kind": step.value}
+        )
+        self.sale_id, self.refund_of = done["id"], None
+        self._completed(done)
+        return {"refund": done["id"], "status": done["status"], "total": done["totals"]["total"]}
 
     async def step_expect_error(self, step: Step) -> Any:
         if not self.last_error or self.last_error.get("code") != step.value:
@@ -134,7 +315,8 @@ class Tier:
     async def _sale(self) -> Doc:
         if self.sale_id is None:
             raise StepFailed("no sale yet in this scenario")
-        return await self._ok("GET", f"/api/sales/{self.sale_id}")
+        sale: Doc = await self._ok("GET", f"/api/sales/{self.sale_id}")
+        return sale
 
     async def step_expect_cart(self, step: Step) -> Any:
         sale = await self._sale()
@@ -153,6 +335,7 @@ class Tier:
         sale = await self._sale()
         got = {
             "status": sale["status"],
+            "kind": sale.get("kind"),
             "total_minor": sale["totals"]["total"],
             "change_minor": sale["totals"]["change"],
             "tenders": [t["kind"] for t in sale["tenders"]],
@@ -168,20 +351,28 @@ class Tier:
         sale = await self._ok(
             "POST", f"/api/sales/{sale['id']}/tenders", {"kind": "cash", "amount_minor": step.value}
         )
-        self.sale_open = sale["status"] == "open"
+        self._completed(sale)
         return {"status": sale["status"], "change_minor": sale["totals"]["change"]}
 
     async def step_pay_card(self, step: Step) -> Any:
-        """A card payment through the register's payment path, on its simulated terminal:
-        the step's value is the terminal's scripted outcome (hil/zvt_sim/script.py)."""
+        """A card payment through the register's payment path: the step's value is the
+        terminal's scripted outcome (hil/zvt_sim/script.py; ``approved``, ``declined``,
+        ``timeout`` = the terminal never answers, ``unreachable`` = no terminal there)."""
         sale = await self._sale()
         amount = int(step.options.get("amount_minor", sale["totals"]["due"]))
-        status, data = await self.request(
-            "POST", "/api/payments/simulator", {"cmd": "outcome", "spec": step.value}
-        )
-        if status != 200 or not data.get("ok"):
-            raise StepFailed(f"cannot script the register's simulated terminal: {data}")
-        wait = step.timeout_s
+        unreachable = step.value == "unreachable"
+        if unreachable:
+            await self.terminal_unreachable(step, True)
+        else:
+            await self.script_terminal(step, CARD_OUTCOMES.get(step.value, step.value))
+        try:
+            return await self._card_payment(step, sale, amount)
+        finally:
+            if unreachable:
+                await self.terminal_unreachable(step, False)
+
+    async def _card_payment(self, step: Step, sale: Doc, amount: int) -> Any:
+        wait = max(1.0, step.timeout_s - 1.0)
         status, data = await self.request(
             "POST",
             f"/api/sales/{sale['id']}/payments?wait={wait:g}",
@@ -201,12 +392,13 @@ class Tier:
             return {"outcome": data["state"], "result_code": data["result_code"]}
         self.last_error = None
         sale = await self._sale()
-        self.sale_open = sale["status"] == "open"
+        self._completed(sale)
         return {"outcome": "approved", "status": sale["status"]}
 
     async def step_park(self, step: Step) -> Any:
         sale = await self._sale()
         await self._ok("POST", f"/api/sales/{sale['id']}/park", {"name": step.value})
+        self.sale_open = False
         return {"parked": step.value}
 
     async def step_resume(self, step: Step) -> Any:
@@ -224,6 +416,7 @@ class Tier:
     async def step_void(self, step: Step) -> Any:
         sale = await self._sale()
         await self._ok("POST", f"/api/sales/{sale['id']}/void", {"reason": step.value})
+        self.sale_open = False
         return {"voided": sale["id"]}
 
     async def step_wait_s(self, step: Step) -> Any:
@@ -231,174 +424,110 @@ class Tier:
         return None
 
     async def step_expect_api(self, step: Step) -> Any:
+        """A request to the register's API and what its answer must hold (a subset);
+        read again until it does, within the step's bound (devices act in time)."""
         spec = dict(step.value)
         method = str(spec.pop("method", "GET"))
         path = str(spec.pop("path"))
         want_status = int(spec.pop("status", 200))
         contains = spec.pop("json", {})
-        status, data = await self.request(method, path, spec.pop("body", None))
-        if status != want_status:
-            raise StepFailed(f"{method} {path}: status {status}", want_status, data)
-        problems = _subset_mismatch(contains, data) if contains else []
-        if problems:
-            raise StepFailed("; ".join(problems), contains, data)
-        return {"status": status}
+        body = spec.pop("body", None)
+
+        async def read() -> Doc:
+            status, data = await self.request(method, path, body)
+            return {"status": status, "json": data}
+
+        want: Doc = {"status": want_status, **({"json": contains} if contains else {})}
+        got = await self._poll(step, read, want)
+        return {"status": got["status"]}
+
+    # printer ---------------------------------------------------------------------
+    async def step_printer(self, step: Step) -> Any:
+        return await self.set_printer(step, printer_faults(step.value))
+
+    async def step_expect_receipt(self, step: Step) -> Any:
+        """Receipts the printer got, as rendered text. Keys: ``contains`` and
+        ``not_contains`` (a text or a list), ``count`` (how many jobs match),
+        ``sale`` (default true: only jobs that carry the current sale's receipt
+        number; false: every job). Waits (bounded) for the printer to get there."""
+        spec = dict(step.value)
+        unknown = set(spec) - {"contains", "not_contains", "count", "sale"}
+        if unknown:
+            raise StepFailed(f"expect_receipt: unknown keys {sorted(unknown)} "
+                             "(contains, not_contains, count, sale)")  # fmt: skip
+        contains = spec.get("contains", [])
+        contains = [contains] if isinstance(contains, str) else list(contains)
+        absent = spec.get("not_contains", [])
+        absent = [absent] if isinstance(absent, str) else list(absent)
+        marker = None
+        if spec.get("sale", True) and self.sale_id is not None:
+            marker = (await self._sale()).get("receipt_no")
+        expected: Doc = {"count": int(spec.get("count", 1))} if "count" in spec else {}
+
+        async def read() -> Doc:
+            jobs = await self.receipt_jobs()
+            mine = [j for j in jobs if marker is None or marker in j.text]
+            good = [j for j in mine if all(t in j.text for t in contains)
+                    and not any(t in j.text for t in absent)]  # fmt: skip
+            got: Doc = {"count": len(good), "jobs": len(jobs)}
+            if not expected and good:
+                got["ok"] = True
+            got["texts"] = [j.text for j in mine][-3:]
+            return got
+
+        want = expected or {"ok": True}
+        got = await self._poll(step, read, want)
+        return {"matching_jobs": got["count"], "printer_jobs": got["jobs"]}
+
+    # back office -----------------------------------------------------------------
+    async def step_backoffice(self, step: Step) -> Any:
+        if self.backoffice is None or self.backoffice.proxy is None:
+            raise self.unsupported(step, "no back office link in this run")
+        if step.value == "down":
+            return self.backoffice.proxy.down()
+        if step.value == "up":
+            return self.backoffice.proxy.up()
+        raise StepFailed(f"backoffice: {step.value!r}: use 'down' or 'up'")
+
+    async def step_expect_sync(self, step: Step) -> Any:
+        """The register's sync status contract (online, pending, errored,
+        last_synced_at) and, with a back office in the run, what it holds:
+        ``backoffice_sales`` (completed sales), ``backoffice_ops`` and
+        ``duplicates`` (ops stored twice: must be 0). Waits (bounded) for a match."""
+
+        async def read() -> Doc:
+            status = await self._ok("GET", "/api/sync/status")
+            got: Doc = {
+                "online": status["online"],
+                "pending": status["pending"],
+                "errored": len(status["errored"]),
+                "synced": status["last_synced_at"] is not None,
+            }
+            if self.backoffice is not None:
+                counts = await asyncio.to_thread(self.backoffice.counts, self.register_id)
+                got["backoffice_sales"] = counts["sales"]
+                got["backoffice_ops"] = counts["ops"]
+                got["duplicates"] = counts["ops"] - counts["distinct_ops"]
+            return got
+
+        return await self._poll(step, read, dict(step.value))
 
 
-class InProcessTier(Tier):
-    """The register's app in this process (ASGI, no socket) with its whole start and
-    stop (the features' hooks run: the simulated card terminal), real SQLite."""
-
-    name = "inprocess"
-
-    async def start(self) -> None:
-        from appliance.config import config_from_dict
-
-        self.folder = Path(tempfile.mkdtemp(prefix="hil-inprocess-"))
-        cfg: Doc = {"register": {"data_dir": str(self.folder / "data")}}
-        cfg["demo"] = {"catalog": self.scenario.setup.get("catalog", "demo") == "demo"}
-        for section, values in self.scenario.setup.get("config", {}).items():
-            cfg.setdefault(section, {}).update(values)
-        self.config = config_from_dict(cfg)
-        await self._open()
-        await self._setup()
-
-    async def _open(self) -> None:
-        import contextlib
-
-        import httpx
-
-        from appliance.api import create_app
-
-        app = create_app(self.config)
-        self.stack = contextlib.AsyncExitStack()
-        await self.stack.enter_async_context(app.router.lifespan_context(app))
-        self.service = app.state.service
-        # A machine client, as every client of the API: the token the register made
-        # in its data folder when it opened.
-        from appliance.auth.tokens import bearer_headers
-
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://register",
-            headers=bearer_headers(self.config.data_dir),
-        )
-
-    async def stop(self) -> None:
-        await self.client.aclose()
-        await self.stack.aclose()
-
-    async def step_power_cut(self, step: Step) -> Any:
-        # In-process the closest to a cut is stopping the register and opening the
-        # same file again; the virtual tier does a real SIGKILL.
-        await self.stop()
-        await self._open()
-        return {"restarted": True}
-
-    async def step_expect_db(self, step: Step) -> Any:
-        from appliance.register import Register
-
-        result = await self.service.call(Register.check)
-        got = {"check": "ok" if result.ok else "failed", "ops": result.ops}
-        problems = _subset_mismatch(step.value, got)
-        if problems:
-            raise StepFailed("; ".join(problems) + f" {result.differences[:3]}", step.value, got)
-        return got
+TIER_CLASSES: dict[str, type[Tier]] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def tier_class(name: str) -> type[Tier] | None:
+    """The tier's class, imported on demand (the qemu tier pulls in the image code)."""
+    if name == "inprocess":
+        from hil.scenario.inprocess import InProcessTier
 
+        return InProcessTier
+    if name == "virtual":
+        from hil.scenario.virtual import VirtualTier
 
-class VirtualTier(Tier):
-    """A real register process on a loopback port, driven over HTTP like a sell screen."""
+        return VirtualTier
+    if name == "qemu":
+        from hil.scenario.qemu_tier import QemuTier
 
-    name = "virtual"
-
-    async def start(self) -> None:
-        import httpx
-
-        self.folder = Path(tempfile.mkdtemp(prefix="hil-virtual-"))
-        self.port = _free_port()
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
-        config = self.folder / "register.toml"
-        demo = "true" if self.scenario.setup.get("catalog", "demo") == "demo" else "false"
-        lines = [
-            f'[register]\ndata_dir = "{self.folder / "data"}"\n',
-            f"[demo]\ncatalog = {demo}\n",
-        ]
-        for section, values in self.scenario.setup.get("config", {}).items():
-            lines.append(f"[{section}]\n")
-            for key, value in values.items():
-                lines.append(f"{key} = {value!r}\n".replace("'", '"'))
-        config.write_text("".join(lines))
-        self.config_file = config
-        await self._spawn()
-        await self._setup()
-
-    async def _spawn(self) -> None:
-        import httpx
-
-        self.log = open(self.folder / "register.log", "ab")  # noqa: SIM115 - lives with the process
-        self.proc = subprocess.Popen(
-            [
-                str(BIN / "appliance"),
-                "run",
-                "--config",
-                str(self.config_file),
-                "--port",
-                str(self.port),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise StepFailed(f"register exited with {self.proc.returncode}")
-            try:
-                if (await self.client.get("/health")).status_code == 200:
-                    from appliance.auth.tokens import bearer_headers
-
-                    self.client.headers.update(bearer_headers(self.folder / "data"))
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05)
-        raise StepFailed("register did not become ready within 30 s")
-
-    async def stop(self) -> None:
-        await self.client.aclose()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-    async def step_power_cut(self, step: Step) -> Any:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-        await self._spawn()
-        return {"killed_and_restarted": True}
-
-    async def step_expect_db(self, step: Step) -> Any:
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [str(BIN / "appliance"), "db", "check", "--config", str(self.config_file)],
-            capture_output=True,
-            text=True,
-        )
-        got = {"check": "ok" if result.returncode == 0 else "failed"}
-        problems = _subset_mismatch({k: v for k, v in step.value.items() if k == "check"}, got)
-        if problems:
-            raise StepFailed("; ".join(problems) + " " + result.stdout[-500:], step.value, got)
-        return got
-
-
-TIER_CLASSES: dict[str, type[Tier]] = {"inprocess": InProcessTier, "virtual": VirtualTier}
+        return QemuTier
+    return TIER_CLASSES.get(name)

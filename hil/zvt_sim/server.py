@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import tty
 from pathlib import Path
@@ -36,6 +35,7 @@ from drivers.zvt.transport import (
     configure_serial,
     open_port,
 )
+from hil.json_lines import serve_json_lines
 from hil.zvt_sim.script import ENTRY_MODES, parse_outcome
 from hil.zvt_sim.terminal import SimTerminal, run_session
 from hil.zvt_sim.trace import TraceRecorder
@@ -227,24 +227,7 @@ def _set(sim: SimTerminal, values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def serve_control(sim: SimTerminal, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while line := await reader.readline():
-                try:
-                    req = json.loads(line)
-                    if not isinstance(req, dict):
-                        raise ValueError("expected a JSON object")
-                    resp = control_command(sim, req)
-                except (ValueError, TypeError) as e:
-                    resp = {"ok": False, "error": str(e)}
-                writer.write(json.dumps(resp).encode() + b"\n")
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(on_client, host, port)
+    return await serve_json_lines(lambda req: control_command(sim, req), host, port)
 
 
 def bound_address(server: asyncio.Server) -> tuple[str, int]:

@@ -103,7 +103,55 @@ async function fillTable(table) {
   }
 }
 
+// The settings page: every field is a dotted setting key (appliance/settings.py).
+function settingsChanges(form) {
+  const changes = {};
+  const label = (el) => el.labels?.[0]?.textContent || el.name;
+  for (const el of form.querySelectorAll("[name]")) {
+    const key = el.name;
+    if (el.dataset.multi !== undefined) {
+      changes[key] = changes[key] || [];
+      if (el.checked) changes[key].push(el.value);
+    } else if (el.dataset.bool !== undefined) {
+      changes[key] = el.checked;
+    } else if (el.dataset.key !== undefined) {
+      changes[key] = changes[key] || {};
+      if (el.value) changes[key][el.dataset.key] = el.value;
+    } else if (el.dataset.lines !== undefined) {
+      changes[key] = el.value.split("\n").map((l) => l.trimEnd()).filter((l) => l.trim());
+    } else if (el.dataset.money !== undefined) {
+      const minor = toMinor(el.value.trim());
+      if (minor === null) throw new Error(`${label(el)}: enter an amount like 12.50`);
+      changes[key] = minor;
+    } else if (el.dataset.int !== undefined) {
+      const n = Number(el.value.trim());
+      if (!Number.isInteger(n)) throw new Error(`${label(el)}: a whole number`);
+      changes[key] = n;
+    } else if (el.dataset.number !== undefined) {
+      const n = Number(el.value.trim());
+      if (el.value.trim() === "" || Number.isNaN(n)) throw new Error(`${label(el)}: a number`);
+      changes[key] = n;
+    } else {
+      changes[key] = el.value;
+    }
+  }
+  return changes;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const settingsForm = document.getElementById("settings-form");
+  if (settingsForm) {
+    settingsForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("PUT", "/api/settings", { changes: settingsChanges(settingsForm) });
+        result("Settings saved: in force now.", true);
+      } catch (err) {
+        const field = err.error?.field ? ` (${err.error.field})` : "";
+        result(err.message + field, false);
+      }
+    });
+  }
   document.querySelectorAll("table[data-source]").forEach(fillTable);
   document.querySelectorAll("form.api-form").forEach((form) => {
     form.addEventListener("submit", (ev) => {

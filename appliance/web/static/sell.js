@@ -165,6 +165,7 @@ function openPay(status = "") {
   $("pay-due").textContent = formatMinor(due);
   $("tender-amount").value = formatMinor(due);
   $("card-status").textContent = status;
+  if ($("no-receipt")) $("no-receipt").checked = state.noReceiptFor === state.saleId;
   const notes = [500, 1000, 2000, 5000, 10000].map((n) => n * 10 ** (DECIMALS - 2));
   const options = [due, ...notes.filter((n) => n > due).slice(0, 3)];
   $("quick-cash").innerHTML = "";
@@ -187,6 +188,7 @@ async function tender(kind, amount) {
     return;
   }
   try {
+    await receiptChoice();
     let sale;
     if (kind === "card" && $("main").dataset.cardTerminal) {
       sale = await cardPayment(amount);
@@ -256,6 +258,37 @@ async function cardPayment(amount) {
   return null;
 }
 
+function requestId() {
+  const random = new Uint32Array(4);
+  crypto.getRandomValues(random);
+  return Array.from(random, (n) => n.toString(16).padStart(8, "0")).join("");
+}
+
+// "No receipt": said before the tender that completes the sale, so no job is queued.
+async function receiptChoice() {
+  const box = $("no-receipt");
+  if (!box) return;
+  if (box.checked && state.noReceiptFor !== state.saleId) {
+    await api("PUT", `/api/printer/receipts/${state.saleId}`, { print: false });
+    state.noReceiptFor = state.saleId;
+  } else if (!box.checked && state.noReceiptFor === state.saleId) {
+    await api("PUT", `/api/printer/receipts/${state.saleId}`, { print: true });
+    state.noReceiptFor = null;
+  }
+}
+
+async function printOriginal(button) {
+  const doc = $("receipt-doc");
+  button.disabled = true;  // one request per press: the queue prints it once
+  try {
+    await api("PUT", `/api/printer/receipts/${doc.dataset.saleId}`, { print: true });
+    $("receipt-body").innerHTML = await fragment("/sell/receipt?sale_id=" + doc.dataset.saleId);
+  } catch (err) {
+    button.disabled = false;
+    showError($("receipt-dialog"), err);
+  }
+}
+
 async function showReceipt(saleId, fresh) {
   $("receipt-title").textContent = fresh ? "Sale complete" : "Last receipt";
   $("receipt-body").innerHTML = await fragment("/sell/receipt" + (saleId ? "?sale_id=" + saleId : ""));
@@ -266,8 +299,11 @@ async function finishReceipt(print) {
   const doc = $("receipt-doc");
   const dialog = $("receipt-dialog");
   if (print && doc) {
+    const button = document.querySelector("[data-receipt-print]");
+    if (button) button.disabled = true;  // one copy per press
     try {
-      await api("POST", "/api/printer/reprint-last");  // a COPY of this register's last receipt
+      // A COPY of this register's last receipt; the id makes a resent request one copy.
+      await api("POST", "/api/printer/reprint-last", { request_id: requestId() });
     } catch (err) {
       showError(dialog, err);
       return;
@@ -469,6 +505,8 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     if (ev.target.closest("[data-receipt-print]")) finishReceipt(true);
     if (ev.target.closest("[data-receipt-none]")) finishReceipt(false);
+    const original = ev.target.closest("[data-receipt-original]");
+    if (original) printOriginal(original);
   });
   $("weight-ok").addEventListener("click", () => {
     const grams = Number($("weight-g").value);
@@ -507,6 +545,40 @@ document.addEventListener("DOMContentLoaded", () => {
       const sale = await api("POST", `/api/sales/${id}/customer`, { code: $("customer-code").value.trim() });
       closeDialog(dialog);
       await loadCart(sale.id);
+    } catch (err) { showError(dialog, err); }
+  });
+  $("nc-ok").addEventListener("click", async () => {
+    // A new customer at the counter (also offline: new customers are allowed then).
+    const dialog = $("customer-dialog");
+    try {
+      const body = { code: $("nc-code").value.trim(), name: $("nc-name").value.trim() };
+      if ($("nc-email").value.trim()) body.email = $("nc-email").value.trim();
+      const customer = await api("POST", "/api/customers", body);
+      const id = await ensureSale();
+      const sale = await api("POST", `/api/sales/${id}/customer`, { code: customer.code });
+      closeDialog(dialog);
+      cue(`Customer ${customer.name} created`, true);
+      await loadCart(sale.id);
+    } catch (err) { showError(dialog, err); }
+  });
+  $("np-ok").addEventListener("click", async () => {
+    // A new product at the counter: needs 'catalog' (a manager can approve it).
+    const dialog = $("product-dialog");
+    try {
+      const sku = $("np-sku").value.trim();
+      const price = toMinor($("np-price").value);
+      if (!sku) throw new Error("SKU: enter one");
+      if (price === null) throw new Error("Price: enter an amount like 12.50");
+      const weighed = $("np-weighed").checked;
+      const body = {
+        sku, name: $("np-name").value.trim(), price_minor: price,
+        tax_category: $("np-tax").value, sold_by: weighed ? "weight" : "unit",
+        barcodes: $("np-barcode").value.trim() ? [$("np-barcode").value.trim()] : [],
+      };
+      const product = await api("PUT", `/api/products/${encodeURIComponent(sku)}?new=true`, body);
+      closeDialog(dialog);
+      cue(`Product ${product.name} created`, true);
+      if (weighed) askWeight(product.sku, product.name); else await addSku(product.sku);
     } catch (err) { showError(dialog, err); }
   });
   $("customer-clear").addEventListener("click", async () => {
