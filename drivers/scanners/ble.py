@@ -189,7 +189,7 @@ class BleScanner:
                     clear = no_stack_error(exc, transport.spec)
                     if clear is not None:
                         raise clear from None
-                    log.info("scanner %s: %s: %s; retry in %.1fs", self.scanner_id,
+                    log.info("scanner %s: %s: %s; retry in %.2fs", self.scanner_id,
                              type(exc).__name__, exc, delay)  # fmt: skip
                 if self._stop.is_set():
                     break
