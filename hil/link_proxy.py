@@ -14,21 +14,10 @@ lines: ``{"cmd": "down"}``, ``{"cmd": "up"}``, ``{"cmd": "state"}``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 from typing import Any
 
 from hil.json_lines import server_address
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Close with RST (SO_LINGER 0): a dead link, not a polite goodbye."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.close()
+from hil.tcp_relay import relay, reset
 
 
 class LinkProxy:
@@ -58,8 +47,8 @@ class LinkProxy:
     def down(self) -> dict[str, Any]:
         self.online = False
         for client, upstream in list(self._open):
-            _reset(client)
-            _reset(upstream)
+            reset(client)
+            reset(upstream)
         self._open.clear()
         return self.state()
 
@@ -80,34 +69,26 @@ class LinkProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.online:
             self.refused += 1
-            _reset(writer)
+            reset(writer)
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             self.refused += 1
-            _reset(writer)
+            reset(writer)
             return
         self.connections += 1
         pair = (writer, up_writer)
         self._open.add(pair)
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, upward: bool) -> None:
-            try:
-                while data := await src.read(65536):
-                    if upward:
-                        self.bytes_up += len(data)
-                    else:
-                        self.bytes_down += len(data)
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
+        def up(data: bytes) -> None:
+            self.bytes_up += len(data)
+
+        def down(data: bytes) -> None:
+            self.bytes_down += len(data)
 
         try:
-            await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+            await asyncio.gather(relay(reader, up_writer, up), relay(up_reader, writer, down))
         finally:
             self._open.discard(pair)
 
@@ -115,6 +96,6 @@ class LinkProxy:
         if self.server is not None:
             self.server.close()
         for client, upstream in list(self._open):
-            _reset(client)
-            _reset(upstream)
+            reset(client)
+            reset(upstream)
         self._open.clear()

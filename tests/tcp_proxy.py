@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import struct
 import sys
+
+from hil.tcp_relay import relay, reset
 
 _BODY_503 = b'{"error":{"code":"unavailable","message":"the back end is away"}}'
 RESPONSE_503 = (
@@ -36,16 +36,9 @@ class Proxy:
         self.conns: dict[int, dict[str, object]] = {}
         self.next_id = 0
 
-    @staticmethod
-    def _reset(writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.close()
-
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == "down":
-            self._reset(writer)
+            reset(writer)
             return
         if self.mode == "503":
             try:
@@ -58,7 +51,7 @@ class Proxy:
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
-            self._reset(writer)
+            reset(writer)
             return
         cid = self.next_id
         self.next_id += 1
@@ -69,29 +62,26 @@ class Proxy:
         }
         self.conns[cid] = info
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, request: bool) -> None:
-            try:
-                while data := await src.read(65536):
-                    info["waiting"] = request
-                    if request and data[:5] in (b"POST ", b"GET /"):
-                        info["request"] = data.split(b"\r\n", 1)[0]
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
+        def request(data: bytes) -> None:
+            info["waiting"] = True
+            if data[:5] in (b"POST ", b"GET /"):
+                info["request"] = data.split(b"\r\n", 1)[0]
+
+        def answer(data: bytes) -> None:
+            info["waiting"] = False
 
         try:
-            await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+            await asyncio.gather(
+                relay(reader, up_writer, request), relay(up_reader, writer, answer)
+            )
         finally:
             self.conns.pop(cid, None)
 
     def drop_all(self) -> None:
         for info in list(self.conns.values()):
             client, upstream = info["writers"]  # type: ignore[misc]
-            self._reset(client)
-            self._reset(upstream)
+            reset(client)
+            reset(upstream)
         self.conns.clear()
 
     async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

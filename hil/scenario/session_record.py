@@ -33,6 +33,7 @@ from pathlib import Path
 
 from hil.json_lines import server_address
 from hil.serial_recording import SerialRecording, write_serial
+from hil.tcp_relay import relay
 from hil.zvt_sim.trace import ECR_TO_PT, PT_TO_ECR, TraceRecorder, read_trace
 
 Chunk = Callable[[bytes], None]
@@ -59,19 +60,8 @@ class TcpTee:
             return
         to_device, to_register = self.on_open()
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, copy: Chunk) -> None:
-            try:
-                while data := await src.read(65536):
-                    copy(data)
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
-
         await asyncio.gather(
-            pipe(reader, up_writer, to_device), pipe(up_reader, writer, to_register)
+            relay(reader, up_writer, to_device), relay(up_reader, writer, to_register)
         )
 
     def close(self) -> None:
