@@ -107,21 +107,21 @@ def _discount(
     return {**found, **_who(by, approved_by)} if found else None
 
 
-# Edits of an open sale's cart: with register.durability = "completed" their commits
-# skip the fsync. Nothing here takes money or ends a sale; the next commit that does
-# (tender, complete, park) fsyncs the WAL and so these frames with it.
-CART_EDIT_KINDS = frozenset(
+# Ops that change what an open sale costs (line and sale-level edits).
+AMOUNT_EDIT_KINDS = frozenset(
     {
-        "sale.open",
         "sale.line_add",
         "sale.line_qty",
         "sale.line_price",
         "sale.line_discount",
         "sale.line_void",
         "sale.discount",
-        "sale.customer",
     }
 )
+# Edits of an open sale's cart: with register.durability = "completed" their commits
+# skip the fsync. Nothing here takes money or ends a sale; the next commit that does
+# (tender, complete, park) fsyncs the WAL and so these frames with it.
+CART_EDIT_KINDS = AMOUNT_EDIT_KINDS | {"sale.open", "sale.customer"}
 
 
 class Register:

@@ -20,7 +20,7 @@ from appliance.errors import Conflict, NotFound, ValidationError
 from appliance.payments import machine as sm
 from appliance.payments.offline import Outstanding
 from appliance.reducer import Op
-from appliance.register import Register
+from appliance.register import AMOUNT_EDIT_KINDS, Register
 from appliance.sale import OPEN
 from appliance.storage.db import atomic
 
@@ -69,16 +69,7 @@ _ACTIVE_SQL = (
     " (SELECT o.sale_id FROM payments o WHERE o.id = payments.original_id)))))"
 )
 # Sale ops refused while the sale has an active payment (the amount must not move).
-_EDITS = {
-    "sale.line_add",
-    "sale.line_qty",
-    "sale.line_price",
-    "sale.line_discount",
-    "sale.line_void",
-    "sale.discount",
-    "sale.park",
-    "sale.void",
-}
+_EDITS = AMOUNT_EDIT_KINDS | {"sale.park", "sale.void"}
 
 
 def now_iso() -> str:
