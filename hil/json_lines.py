@@ -36,6 +36,18 @@ async def serve_json_lines(handle: Handler, host: str, port: int) -> asyncio.Ser
     return await asyncio.start_server(on_client, host, port)
 
 
+async def control_request(address: tuple[str, int], request: dict[str, Any]) -> dict[str, Any]:
+    """One command on a device's control channel, bounded in time (the client side)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), 5)
+    try:
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        answer: dict[str, Any] = json.loads(await asyncio.wait_for(reader.readline(), 10))
+    finally:
+        writer.close()
+    return answer
+
+
 def server_address(server: asyncio.Server) -> str:
     host, port = server.sockets[0].getsockname()[:2]
     return f"{host}:{port}"

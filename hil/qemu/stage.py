@@ -19,13 +19,13 @@ renders each job as text and PNG (``stage.printer.jobs``, files in ``workdir/pri
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from drivers.printers.profiles import load_profile
+from hil.json_lines import control_request
 from hil.qemu.image import Image, Progress, ensure_image, make_data_disk
 from hil.qemu.machine import QemuAppliance, QemuError
 from hil.virtual_printer.device import VirtualPrinter
@@ -89,14 +89,7 @@ class TerminalProcess:
 
     async def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """One command on the simulator's control channel (see hil/zvt_sim/server.py)."""
-        reader, writer = await asyncio.open_connection(*self.control_address)
-        try:
-            writer.write(json.dumps(request).encode() + b"\n")
-            await writer.drain()
-            answer: dict[str, Any] = json.loads(await asyncio.wait_for(reader.readline(), 10))
-        finally:
-            writer.close()
-        return answer
+        return await control_request(self.control_address, request)
 
     async def stop(self) -> None:
         if self.proc.returncode is None:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hil.json_lines import control_request
 from hil.link_proxy import LinkProxy
 
 BIN = Path(sys.executable).parent
@@ -37,18 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def control_request(address: tuple[str, int], request: dict[str, Any]) -> dict[str, Any]:
-    """One command on a device's JSON-lines control channel, bounded in time."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), 5)
-    try:
-        writer.write(json.dumps(request).encode() + b"\n")
-        await writer.drain()
-        answer: dict[str, Any] = json.loads(await asyncio.wait_for(reader.readline(), 10))
-    finally:
-        writer.close()
-    return answer
 
 
 def _split(hostport: str) -> tuple[str, int]:
