@@ -242,3 +242,122 @@ def test_hid_reports_are_boot_keyboard_press_release_pairs() -> None:
     assert data[8:16] == bytes(8)
     assert data[16:24] == bytes([0, 0, 0x1E, 0, 0, 0, 0, 0])  # 1
     assert data[32:40] == bytes([0, 0, 0x28, 0, 0, 0, 0, 0])  # Enter
+
+
+BENCH_SCENARIO = """name = "bench card sale"
+[setup]
+shift_float_minor = 0
+[[step]]
+scan = "BAG"
+[[step]]
+pay_card = "declined"
+[[step]]
+expect_error = "card_declined"
+[[step]]
+pay_card = "approved"
+[[step]]
+expect_sale = { status = "completed", tenders = ["card"] }
+[[step]]
+expect_receipt = { contains = ["Shopping bag", "{receipt_no}"] }
+[[step]]
+printer = "paper_out"
+[[step]]
+expect_api = { path = "/api/printer/status", json = { printer = { paper = "out" } } }
+timeout_s = 10
+"""
+
+
+def test_bench_tier_tees_the_printer_and_scripts_the_terminal(tmp_path: Path) -> None:
+    """A bench on loopback: a real register printing to the rig's tee in front of a
+    virtual printer over TCP, paying at the ZVT simulator over TCP. The receipt is read
+    from the tee's copy and reached the printer too; faults and outcomes go over the
+    devices' control channels, and without them those steps fail saying so."""
+    from hil.scenario.devices import free_port, printer_process, terminal_process
+    from tests.conftest import RegisterProcess
+
+    scenario_file = tmp_path / "bench-card.scenario.toml"
+    scenario_file.write_text(BENCH_SCENARIO)
+    scenario = load_scenario(scenario_file)
+    scenario.tiers = ("bench",)
+
+    async def bench_run() -> tuple[Any, Any, Any, list[Path]]:
+        printer = await printer_process(tmp_path / "jobs", tmp_path / "printer.log").start()
+        terminal = await terminal_process(tmp_path / "terminal.log").start()
+        register = RegisterProcess(tmp_path / "data", tmp_path / "register.toml")
+        try:
+            tee = f"127.0.0.1:{free_port()}"
+            register.config_file.write_text(  # type: ignore[union-attr]
+                f'[demo]\ncatalog = true\n[printer]\nconnection = "tcp:{tee}"\n'
+                f'[payments]\nterminal = "tcp:{terminal.hostport}"\n'
+            )
+            await asyncio.to_thread(register.start)
+            token = register.data_dir / "api-token"
+            head = f'[register]\nurl = "{register.url}"\ntoken_file = "{token}"\n'
+            control = f"{printer.control_address[0]}:{printer.control_address[1]}"
+            term_control = f"{terminal.control_address[0]}:{terminal.control_address[1]}"
+            bench = tmp_path / "bench.toml"
+            bench.write_text(
+                head + f'[printer]\ntee = "{tee}"\ntarget = "{printer.hostport}"\n'
+                f'control = "{control}"\n'
+                f'[terminal]\naddress = "{terminal.hostport}"\ncontrol = "{term_control}"\n'
+            )
+            scripted = await run_scenario(scenario, "bench", bench)
+            await printer.control({"cmd": "set", "paper": "ok"})
+            bench.write_text(
+                head + f'[printer]\ntee = "{tee}"\ntarget = "{printer.hostport}"\n'
+                f'[terminal]\naddress = "{terminal.hostport}"\n'
+            )
+            real = await run_scenario(scenario, "bench", bench)
+            fault = scenario_file.with_name("fault.scenario.toml")
+            fault.write_text('name = "fault"\n[[step]]\nprinter = "cover_open"\n')
+            no_control = await run_scenario(load_scenario(fault), "bench", bench)
+            return scripted, real, no_control, sorted((tmp_path / "jobs").glob("*.txt"))
+        finally:
+            await asyncio.to_thread(register.stop)
+            await printer.stop()
+            await terminal.stop()
+
+    started = time.monotonic()
+    scripted, real, no_control, printed = asyncio.run(bench_run())
+    assert scripted.ok, (scripted.error, [(s.title, s.error) for s in scripted.steps])
+    assert scripted.steps[1].detail["outcome"] == "declined"  # scripted, not the default
+    receipt_no = scripted.steps[4].detail["receipt_no"]
+    assert any(receipt_no in p.read_text() for p in printed)  # the relay reached the printer
+    assert any(receipt_no in r.text for r in scripted.receipts)  # the tee's copy in the report
+    assert not real.ok
+    assert [s.ok for s in real.steps] == [True, False]
+    assert "cannot be scripted" in (real.steps[1].error or "")
+    assert not no_control.ok
+    assert "the bench has no printer control" in (no_control.steps[0].error or "")
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('[register]\nurl = "http://x"\n', "register.token_file: required in [register]"),
+        ('[scanner]\ninject = "api"\n', "register.url: required"),
+        ('[register]\nurl = "u"\ntoken_file = "t"\n[printer]\ntee = "127.0.0.1:9100"\n',
+         "printer.target: required in [printer]"),
+        ('[register]\nurl = "u"\ntoken_file = "t"\n[printer]\ntee = "nowhere"\ntarget = "h:1"\n',
+         "printer.tee: 'nowhere' is not HOST:PORT"),
+        ('[register]\nurl = "u"\ntoken_file = "t"\n[terminal]\naddress = "h:1"\nport = "2"\n',
+         "terminal.port: unknown key"),
+        ('[register]\nurl = "u"\ntoken_file = "t"\n[terminal]\ncontrol = "h:1"\n',
+         "terminal.address: required in [terminal]"),
+        ('[register]\nurl = "u"\ntoken_file = "t"\n[drawer]\nport = "x"\n',
+         "drawer: unknown section"),
+        ('[register]\nurl = "u"\ntoken_file = "t"\n[scanner]\ninject = "bt"\n', "scanner.inject"),
+        ('[register]\nurl = 5\n', "register.url: must be a non-empty string"),
+        ("[register\n", "not valid TOML"),
+    ],
+)  # fmt: skip
+def test_broken_bench_file_names_file_and_key(tmp_path: Path, text: str, problem: str) -> None:
+    from hil.scenario.bench import BenchFileError, load_bench
+
+    file = tmp_path / "bench.toml"
+    file.write_text(text)
+    with pytest.raises(BenchFileError) as err:
+        load_bench(file)
+    assert str(err.value).startswith(f"{file}: ")
+    assert problem in str(err.value)

@@ -357,13 +357,14 @@ class Tier:
     async def step_pay_card(self, step: Step) -> Any:
         """A card payment through the register's payment path: the step's value is the
         terminal's scripted outcome (hil/zvt_sim/script.py; ``approved``, ``declined``,
-        ``timeout`` = the terminal never answers, ``unreachable`` = no terminal there)."""
+        ``timeout`` = the terminal never answers, ``unreachable`` = no terminal there;
+        ``""`` = not scripted: whatever the terminal answers, as with a real one)."""
         sale = await self._sale()
         amount = int(step.options.get("amount_minor", sale["totals"]["due"]))
         unreachable = step.value == "unreachable"
         if unreachable:
             await self.terminal_unreachable(step, True)
-        else:
+        elif step.value:
             await self.script_terminal(step, CARD_OUTCOMES.get(step.value, step.value))
         try:
             return await self._card_payment(step, sale, amount)
