@@ -309,7 +309,11 @@ def test_bench_tier_tees_the_printer_and_scripts_the_terminal(tmp_path: Path) ->
             )
             real = await run_scenario(scenario, "bench", bench)
             fault = scenario_file.with_name("fault.scenario.toml")
-            fault.write_text('name = "fault"\n[[step]]\nprinter = "cover_open"\n')
+            fault.write_text(
+                'name = "fault"\n[[step]]\nscan = "BAG"\n[[step]]\npay_cash = 100\n'
+                '[[step]]\nexpect_receipt = { contains = "{receipt_no}" }\ntimeout_s = 10\n'
+                '[[step]]\nprinter = "cover_open"\n'
+            )  # a fresh tee on the same port gets this sale's receipt
             no_control = await run_scenario(load_scenario(fault), "bench", bench)
             return scripted, real, no_control, sorted((tmp_path / "jobs").glob("*.txt"))
         finally:
@@ -328,7 +332,9 @@ def test_bench_tier_tees_the_printer_and_scripts_the_terminal(tmp_path: Path) ->
     assert [s.ok for s in real.steps] == [True, False]
     assert "cannot be scripted" in (real.steps[1].error or "")
     assert not no_control.ok
-    assert "the bench has no printer control" in (no_control.steps[0].error or "")
+    steps = [(s.ok, s.error, s.got) for s in no_control.steps]
+    assert [s[0] for s in steps] == [True, True, True, False], steps
+    assert "the bench has no printer control" in (no_control.steps[3].error or "")
     assert time.monotonic() - started < 30
 
 

@@ -47,6 +47,7 @@ class TcpTee:
         self.target, self.on_open = target, on_open
         self.server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.server = await asyncio.start_server(self._client, host, port)
@@ -59,14 +60,21 @@ class TcpTee:
             writer.close()
             return
         to_device, to_register = self.on_open()
-
-        await asyncio.gather(
-            relay(reader, up_writer, to_device), relay(up_reader, writer, to_register)
-        )
+        self._writers |= {writer, up_writer}
+        try:
+            await asyncio.gather(
+                relay(reader, up_writer, to_device), relay(up_reader, writer, to_register)
+            )
+        finally:
+            self._writers -= {writer, up_writer}
 
     def close(self) -> None:
+        """Stop listening and drop the connections in flight: a tee that is gone must
+        not keep copying (the next run's tee on the same port gets the reconnect)."""
         if self.server is not None:
             self.server.close()
+        for writer in list(self._writers):
+            writer.close()
 
 
 def printer_tee(target: tuple[str, int], folder: Path) -> TcpTee:
