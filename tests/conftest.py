@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import pytest
@@ -44,6 +44,16 @@ APPLES,Apples,299,2100001000004,reduced,weight
 CARD,Greeting card,300,,standard,unit
 FREE,Free sample,0,,zero,unit
 """
+
+
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing: under CI that is a failure, elsewhere a skip.
+
+    The message must say what is missing and how to get it.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:

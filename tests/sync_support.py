@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, VENV_BIN, RegisterProcess, free_port
+from tests.conftest import ROOT, VENV_BIN, RegisterProcess, free_port, unavailable
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 ADMIN_PASSWORD = "correct horse"
@@ -52,9 +51,7 @@ def require_postgres() -> None:
         f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}: the back office's PostgreSQL "
         "tests need it (.ci/run installs and starts Debian's postgresql)"
     )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(message)
 
 
 def _pg_admin(sql: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import unavailable
 from tests.lan_netns import VENV_BIN, NetnsUnavailable, ShopLan
 
 COUNT = 4
@@ -36,7 +37,9 @@ def shop(tmp_path: Path) -> Iterator[ShopLan]:
         try:
             lan.create()
         except NetnsUnavailable as exc:
-            pytest.skip(f"cannot create network namespaces on this machine: {exc}")
+            unavailable(
+                f"cannot create network namespaces on this machine (needs root and iproute2): {exc}"
+            )
         for i in range(COUNT):
             lan.start(i, LAN)
         lan.wait_ready()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 
 WATCH = """
 import asyncio, sys
@@ -38,7 +38,7 @@ def namespace() -> Iterator[str]:
     name = f"syncw-{uuid.uuid4().hex[:8]}"
     made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
     if made.returncode != 0:
-        pytest.skip(f"cannot create a network namespace here (needs root): {made.stderr.strip()}")
+        unavailable(f"cannot create a network namespace here (needs root): {made.stderr.strip()}")
     try:
         yield name
     finally:
