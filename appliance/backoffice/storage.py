@@ -20,8 +20,9 @@ import re
 import sqlite3
 import threading
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,22 +127,21 @@ class _PostgresTx:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-class Database:
+class Database(ABC):
     """What the back office needs from a database: read and write transactions."""
 
     dialect = "none"
     url = ""
 
-    @contextmanager
-    def write(self) -> Iterator[Tx]:
-        raise NotImplementedError
-        yield
+    @abstractmethod
+    def write(self) -> AbstractContextManager[Tx]:
+        """One write transaction: committed on leaving, rolled back on an error."""
 
-    @contextmanager
-    def read(self) -> Iterator[Tx]:
-        raise NotImplementedError
-        yield
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Tx]:
+        """One read transaction (a consistent snapshot)."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release connections."""
 

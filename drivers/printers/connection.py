@@ -25,6 +25,7 @@ import re
 import select
 import socket
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -132,7 +133,7 @@ def parse_spec(text: str, profile_usb_id: tuple[int, int] | None = None) -> Conn
     return ConnectionSpec("usb", usb_id=usb_id)
 
 
-class Connection:
+class Connection(ABC):
     """One open link to one printer. Not thread-safe: one thread uses it."""
 
     def __init__(self, spec: ConnectionSpec, *, timeout: float, baudrate: int = 38400) -> None:
@@ -165,16 +166,18 @@ class Connection:
 
     # per kind -----------------------------------------------------------------
     def _open(self, escpos_printer: ModuleType) -> Any:
-        raise NotImplementedError
+        """The python-escpos printer for this link; used by ``open`` (a link that
+        overrides ``open``, like the in-process virtual printer, needs none)."""
+        raise NotImplementedError(f"{type(self).__name__} opens without python-escpos")
 
-    def _write_some(self, data: memoryview) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def _write_some(self, data: memoryview) -> int: ...
 
-    def read_byte(self, timeout: float) -> int | None:
-        raise NotImplementedError
+    @abstractmethod
+    def read_byte(self, timeout: float) -> int | None: ...
 
-    def drain(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def drain(self) -> None: ...
 
     def explain(self, exc: BaseException) -> str:
         return f"{self.spec.describe()}: cannot open: {exc}".replace("\n", " ")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def printer_faults(state: str) -> Doc:
     return dict(PRINTER_STATES[state])
 
 
-class Tier:
+class Tier(ABC):
     """Shared step logic; subclasses start the register and its devices."""
 
     name = "tier"
@@ -131,11 +132,11 @@ class Tier:
             sections.setdefault(section, {}).update(values)
         return sections
 
-    async def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def start(self) -> None: ...
 
-    async def stop(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def stop(self) -> None: ...
 
     async def close_devices(self) -> None:
         if self.backoffice is not None:
