@@ -181,8 +181,6 @@ def create_app(config: Config, service: RegisterService | None = None) -> FastAP
         description="HTTP JSON API of one register. Money is integer minor units.",
     )
     app.state.service = svc
-    # First of all at open: the runtime settings overlay over the config file.
-    svc.on_open.insert(0, settings.load)
     ctx = Context(config=config, service=svc, app=app)
     app.state.features = ctx
 

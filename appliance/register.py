@@ -47,6 +47,7 @@ from appliance.sale import (
     compute_totals,
     line_gross,
 )
+from appliance.settings import overlaid as settings_overlaid
 from appliance.storage import oplog
 from appliance.storage.db import connect, migrate, sync_wal, transaction
 from appliance.storage.state import StateStore
@@ -132,6 +133,8 @@ class Register:
         self.conn = connect(self.db_path)
         migrate(self.conn)
         self._check_identity()
+        # The runtime settings (admin panel, back office) over the config file's.
+        self.config = settings_overlaid(self.conn, config)
         self.state = StateStore(self.conn)
         self.hlc = HybridLogicalClock(self.register_id)
         last = self.conn.execute("SELECT max(hlc) FROM ops").fetchone()[0]
@@ -147,7 +150,6 @@ class Register:
         self.scan_listeners: list[Callable[[str, Doc | None, Exception | None], None]] = []
         # Called with the new config when a runtime setting changed (appliance.settings).
         self.settings_watchers: list[Callable[[Config], None]] = []
-        self.settings_loaded = False
         # Called before money is taken for a sale outside a tender op (a card payment
         # about to ask the terminal): raising an ApplianceError refuses the charge.
         self.before_charge: list[Callable[[Register, str], None]] = []

@@ -8,9 +8,9 @@ through ``change``: it validates the whole resulting config (an error names the
 field, nothing is stored), stores each changed key in ``settings_overlay`` in one
 transaction on the register's connection (durable like a sale), swaps
 ``register.config`` and tells the parts that hold settings (``watch``), so the next
-receipt, payment or scan uses the new value without a restart. At start the rows
-are laid over the config file again, oldest first; the newest write of a key wins,
-whoever made it.
+receipt, payment or scan uses the new value without a restart. Opening a register
+lays the rows over the config file again (``overlaid``, called by ``Register``),
+oldest first; the newest write of a key wins, whoever made it.
 
 Keys are dotted paths into the config (``store.receipt_header``,
 ``payments.offline.max_amount``) or whole sections (``tax``).
@@ -19,18 +19,22 @@ Keys are dotted paths into the config (``store.receipt_header``,
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
 from appliance.config import Config
 from appliance.errors import ValidationError
-from appliance.register import Register
 from appliance.storage.db import transaction
 
+if TYPE_CHECKING:
+    from appliance.register import Register
+
 Doc = dict[str, Any]
+log = logging.getLogger(__name__)
 Watcher = Callable[[Config], None]
 
 # What may change at run time: a key is one of these or below one of them.
@@ -149,51 +153,41 @@ def change(register: Register, changes: Doc, source: str, by: str | None = None)
     return new
 
 
-def load(register: Register) -> None:
-    """Lay the stored overlay over the config file's values (once per open)."""
-    if register.settings_loaded:
-        return
-    register.settings_loaded = True
-    rows = register.conn.execute(
-        "SELECT key, value FROM settings_overlay ORDER BY set_at, key"
-    ).fetchall()
+def overlaid(conn: Any, config: Config) -> Config:
+    """``config`` with the stored overlay laid over it, oldest row first (at open)."""
+    rows = conn.execute("SELECT key, value FROM settings_overlay ORDER BY set_at, key").fetchall()
     if not rows:
-        return
+        return config
     changes = {key: json.loads(value) for key, value in rows}
     try:
-        register.config = laid_over(register.config, changes)
+        return laid_over(config, changes)
     except ValidationError:
         # One stored value the config file now contradicts must not stop the register:
         # lay the keys one by one and keep those that still fit.
         for key, value in changes.items():
             try:
-                register.config = laid_over(register.config, {key: value})
+                config = laid_over(config, {key: value})
             except ValidationError as exc:
-                import logging
-
-                logging.getLogger(__name__).warning("setting %s not applied: %s", key, exc)
+                log.warning("setting %s not applied: %s", key, exc)
+        return config
 
 
 def reload(register: Register, base: Config) -> None:
     """Lay the stored overlay over ``base`` afresh and tell the watchers (after reset
     data dropped the back office's rows: the admin panel's stay, the rest go)."""
-    register.config = base
-    register.settings_loaded = False
-    load(register)
+    register.config = overlaid(register.conn, base)
     for watcher in list(register.settings_watchers):
         watcher(register.config)
 
 
 def watch(register: Register, watcher: Watcher) -> None:
-    """Call ``watcher(config)`` now (with the overlay laid over) and after each change."""
-    load(register)
+    """Call ``watcher(config)`` now and after each change."""
     register.settings_watchers.append(watcher)
     watcher(register.config)
 
 
 def overview(register: Register) -> Doc:
     """What the settings page shows: the admin keys' values and who set what, when."""
-    load(register)
     rows = register.conn.execute(
         "SELECT key, source, set_by, set_at FROM settings_overlay ORDER BY key"
     ).fetchall()
