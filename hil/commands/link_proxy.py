@@ -10,7 +10,8 @@ Output: the bound HOST:PORT, then "control HOST:PORT". Control: JSON lines
 from __future__ import annotations
 
 import argparse
-import sys
+
+from hil.commands import run_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    try:
-        return asyncio.run(_main(args))
-    except KeyboardInterrupt:
-        return 0
-    except (ValueError, OSError) as exc:
-        print(f"hil link-proxy: {exc}", file=sys.stderr)
-        return 2
+    return run_device("link-proxy", _main(args), (ValueError, OSError))
 
 
 async def _main(args: argparse.Namespace) -> int:

@@ -21,10 +21,11 @@ the printer runs (JSON lines, see hil/virtual_printer/server.py):
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from hil.commands import run_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,17 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from drivers.printers.profiles import ProfileError
 
-    try:
-        return asyncio.run(_main(args))
-    except KeyboardInterrupt:
-        return 0
-    except (ValueError, ProfileError, OSError) as exc:
-        print(f"hil printer: {exc}", file=sys.stderr)
-        return 2
+    return run_device("printer", _main(args), (ValueError, ProfileError, OSError))
 
 
 async def _main(args: argparse.Namespace) -> int:

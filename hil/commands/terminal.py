@@ -19,6 +19,8 @@ import argparse
 import sys
 from typing import Any
 
+from hil.commands import run_device
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("terminal", help="ZVT card terminal simulator (TCP or pty)")
@@ -81,15 +83,7 @@ def _hostport(text: str) -> tuple[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    try:
-        return asyncio.run(_main(args))
-    except KeyboardInterrupt:
-        return 0
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_device("terminal", _main(args), (ValueError,))
 
 
 async def _main(args: argparse.Namespace) -> int:
